@@ -1,1 +1,113 @@
-//! placeholder
+//! # supergroup-server
+//!
+//! The reference server of the Super Group Chat protocol (SPEC.md at the
+//! repository root). A library with a thin binary: [`serve`] runs the server
+//! on a listener until a shutdown future resolves; [`spawn`] does the same on
+//! `127.0.0.1:0` in a background task, for tests and the in-process suite.
+
+pub mod cli;
+pub mod config;
+pub mod violation;
+
+pub use config::{AppConfig, Config};
+pub use violation::Violation;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Runs the server on `listener` until `shutdown` resolves, then closes every
+/// realtime connection with 1001 and returns.
+pub async fn serve(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let _ = (listener, config);
+    shutdown.await;
+    Ok(())
+}
+
+/// A server running in a background task.
+pub struct Running {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    /// `http://127.0.0.1:PORT`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Shuts the server down and waits for it.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        self.task.await?
+    }
+}
+
+/// Starts a server on `127.0.0.1:0` in a background task.
+pub async fn spawn(config: Config) -> anyhow::Result<Running> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(serve(listener, config, async move {
+        let _ = stopped.await;
+    }));
+    Ok(Running { addr, stop, task })
+}
+
+/// Logs to stderr through tracing; `RUST_LOG` filters (default `info`).
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+/// What a server process does: bind the flags' address, print where it
+/// listens and the app credentials, serve until SIGINT or SIGTERM.
+pub async fn run_process(args: &cli::ServerArgs) -> anyhow::Result<()> {
+    let config = args.config()?;
+    let listener =
+        TcpListener::bind(args.listen).await.map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
+    let addr = listener.local_addr()?;
+    for v in config.violations.iter() {
+        tracing::warn!(violation = %v, "TEST ONLY: this server breaks a rule of SPEC.md on purpose");
+    }
+    println!("supergroup-server listening on http://{addr}");
+    for app in &config.apps {
+        println!(
+            "  app {} secret {} plan {} (participants {}, guests {})",
+            app.id,
+            app.secret,
+            app.plan,
+            app.participant_limit(),
+            app.guest_limit()
+        );
+    }
+    serve(listener, config, shutdown_signal()).await
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
