@@ -1,1 +1,84 @@
-fn main() {}
+//! `supergroup-conformance`: runs the conformance suite against a server
+//! (`--target`) or, with no target, against the in-process reference server,
+//! writes the reports and exits non-zero when a MUST requirement fails.
+
+use clap::Parser;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+use supergroup_conformance::{Options, run};
+
+/// Checks a Super Group Chat server against SPEC.md.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// The server's origin, e.g. http://127.0.0.1:8080. Without it, the in-process reference server is used.
+    #[arg(long, env = "SUPERGROUP_TARGET")]
+    target: Option<String>,
+    /// The app to test.
+    #[arg(long, env = "SUPERGROUP_APP_ID", default_value = "demo")]
+    app_id: String,
+    /// Its secret.
+    #[arg(long, env = "SUPERGROUP_SECRET", default_value = "sk_demo")]
+    secret: String,
+    /// Where the suite's webhook receiver listens.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    webhook_listen: SocketAddr,
+    /// The URL to register for webhooks instead of the receiver's own (for a server on another host).
+    #[arg(long)]
+    webhook_url: Option<String>,
+    /// Cucumber tag expression, e.g. "@SG-GUEST-3 or @SG-TYPING-1".
+    #[arg(long, short = 't')]
+    tags: Option<String>,
+    /// Regex on scenario names.
+    #[arg(long, short = 'n')]
+    name: Option<String>,
+    /// Only the scenarios of these requirements (repeatable or comma separated).
+    #[arg(long, value_delimiter = ',')]
+    requirement: Vec<String>,
+    /// Directory for reports; a <timestamp> directory is created in it.
+    #[arg(long, default_value_os_t = default_out())]
+    out: PathBuf,
+    /// Scenarios in flight at once.
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+    /// Bound of every wait for a reply or event, in milliseconds.
+    #[arg(long, default_value_t = 5000)]
+    wait_ms: u64,
+}
+
+fn default_out() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../reports/conformance"))
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    let opts = Options {
+        target: args.target,
+        app_id: args.app_id,
+        secret: args.secret,
+        webhook_listen: args.webhook_listen,
+        webhook_url: args.webhook_url,
+        tags: args.tags,
+        name: args.name,
+        requirements: args.requirement,
+        out: Some(args.out),
+        console: true,
+        concurrency: args.concurrency.max(1),
+        wait: Duration::from_millis(args.wait_ms),
+    };
+    match run(opts).await {
+        Ok(outcome) => {
+            println!("\n{}", outcome.report.verdict());
+            if let Some(dir) = &outcome.dir {
+                println!("reports: {}", dir.display());
+            }
+            std::process::exit(outcome.exit_code());
+        }
+        Err(e) => {
+            eprintln!("supergroup-conformance: {e:#}");
+            std::process::exit(2);
+        }
+    }
+}

@@ -1,0 +1,308 @@
+//! The conformance report: each requirement of SPEC.md graded from the
+//! scenarios tagged with it, a one-line verdict, and the failures with what
+//! was expected and what was received. Written as `report.md` and
+//! `report.html` next to cucumber's JUnit XML and Cucumber JSON.
+
+use crate::recorder::{ScenarioResult, Status};
+use crate::requirements::{Level, Requirement, sort_key};
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::time::Duration;
+use supergroup_protocol::rest::AppInfo;
+
+/// What the report says about the run as a whole.
+#[derive(Debug, Clone)]
+pub struct Meta {
+    /// The server's URL.
+    pub target: String,
+    /// `GET /v1/{appId}`, when it answered.
+    pub app: Option<AppInfo>,
+    /// When the run started (UTC).
+    pub started: chrono::DateTime<chrono::Utc>,
+    pub duration: Duration,
+    /// The filter the run used, if any (`--tags`, `--name`, `--requirement`).
+    pub selection: Option<String>,
+}
+
+/// The grade of one requirement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grade {
+    /// Every scenario tagged with it passed.
+    Pass,
+    /// At least one of its scenarios failed.
+    Fail,
+    /// Its scenarios exist but none ran (filtered out).
+    NotRun,
+    /// No scenario is tagged with it.
+    NotCovered,
+}
+
+impl Grade {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Grade::Pass => "pass",
+            Grade::Fail => "FAIL",
+            Grade::NotRun => "not run",
+            Grade::NotCovered => "not covered",
+        }
+    }
+}
+
+/// One line of the matrix.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub requirement: Requirement,
+    pub grade: Grade,
+    /// The scenarios that ran for it.
+    pub scenarios: Vec<ScenarioResult>,
+}
+
+/// The graded run.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub meta: Meta,
+    pub rows: Vec<Row>,
+    pub results: Vec<ScenarioResult>,
+    /// Whether the run was a filtered selection (then requirements not run are not counted).
+    pub filtered: bool,
+}
+
+impl Report {
+    /// Grades every requirement; `tagged` is every requirement tag found in the feature files.
+    pub fn build(
+        meta: Meta,
+        requirements: &[Requirement],
+        mut results: Vec<ScenarioResult>,
+        tagged: &BTreeSet<String>,
+        filtered: bool,
+    ) -> Report {
+        results.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
+        let rows = requirements
+            .iter()
+            .map(|req| {
+                let scenarios: Vec<ScenarioResult> =
+                    results.iter().filter(|r| r.tags.iter().any(|t| t == &req.id)).cloned().collect();
+                let grade = if scenarios.iter().any(|s| s.status != Status::Passed) {
+                    Grade::Fail
+                } else if !scenarios.is_empty() {
+                    Grade::Pass
+                } else if tagged.contains(&req.id) {
+                    Grade::NotRun
+                } else {
+                    Grade::NotCovered
+                };
+                Row { requirement: req.clone(), grade, scenarios }
+            })
+            .collect();
+        Report { meta, rows, results, filtered }
+    }
+
+    fn counted(&self, level: Level) -> impl Iterator<Item = &Row> {
+        self.rows.iter().filter(move |r| {
+            r.requirement.level == level
+                && match r.grade {
+                    Grade::Pass | Grade::Fail => true,
+                    Grade::NotCovered => !self.filtered,
+                    Grade::NotRun => false,
+                }
+        })
+    }
+
+    /// Requirement ids with at least one failing scenario, MUST and SHOULD.
+    pub fn failing(&self, level: Level) -> Vec<String> {
+        self.rows
+            .iter()
+            .filter(|r| r.requirement.level == level && r.grade == Grade::Fail)
+            .map(|r| r.requirement.id.clone())
+            .collect()
+    }
+
+    /// Scenarios that did not pass.
+    pub fn failed_scenarios(&self) -> Vec<&ScenarioResult> {
+        self.results.iter().filter(|r| r.status != Status::Passed).collect()
+    }
+
+    /// True when no MUST requirement and no scenario failed.
+    pub fn conforms(&self) -> bool {
+        self.failing(Level::Must).is_empty()
+            && self.failed_scenarios().iter().all(|s| {
+                // A scenario tagged only with SHOULD requirements is a warning.
+                s.tags.iter().any(|t| self.level_of(t) == Some(Level::Should))
+                    && !s.tags.iter().any(|t| self.level_of(t) == Some(Level::Must))
+            })
+    }
+
+    fn level_of(&self, id: &str) -> Option<Level> {
+        self.rows.iter().find(|r| r.requirement.id == id).map(|r| r.requirement.level)
+    }
+
+    /// "conforms to N of M MUST requirements", with what failed.
+    pub fn verdict(&self) -> String {
+        let must: Vec<&Row> = self.counted(Level::Must).collect();
+        let passed = must.iter().filter(|r| r.grade == Grade::Pass).count();
+        let mut line = format!("{} conforms to {passed} of {} MUST requirements", self.meta.target, must.len());
+        let failing = self.failing(Level::Must);
+        if !failing.is_empty() {
+            let _ = write!(line, "; failing: {}", failing.join(", "));
+        }
+        let uncovered: Vec<&str> =
+            must.iter().filter(|r| r.grade == Grade::NotCovered).map(|r| r.requirement.id.as_str()).collect();
+        if !uncovered.is_empty() {
+            let _ = write!(line, "; not covered by any scenario: {}", uncovered.join(", "));
+        }
+        let should = self.failing(Level::Should);
+        if !should.is_empty() {
+            let _ = write!(line, "; SHOULD warnings: {}", should.join(", "));
+        }
+        if self.filtered {
+            line.push_str(" (filtered run: requirements outside the selection are not counted)");
+        }
+        line
+    }
+
+    fn plan_line(&self) -> String {
+        match &self.meta.app {
+            Some(a) => format!(
+                "app `{}`, plan `{}` ({} participants, {} concurrent guests per conversation), guestAccess {}, notificationDelayMs {}",
+                a.id, a.plan, a.participant_limit, a.guest_limit, a.guest_access, a.notification_delay_ms
+            ),
+            None => "GET /v1/{appId} did not answer".into(),
+        }
+    }
+
+    fn counts(&self) -> (usize, usize, usize) {
+        let passed = self.results.iter().filter(|r| r.status == Status::Passed).count();
+        let steps: usize = self.results.iter().map(|r| r.steps_passed).sum();
+        (self.results.len(), passed, steps)
+    }
+
+    /// `report.md`.
+    pub fn markdown(&self) -> String {
+        let mut md = String::new();
+        let (run, passed, steps) = self.counts();
+        let _ = writeln!(md, "# Super Group Chat conformance report\n");
+        let _ = writeln!(md, "**Verdict: {}.**\n", self.verdict());
+        let _ = writeln!(md, "| | |\n|---|---|");
+        let _ = writeln!(md, "| Target | {} |", self.meta.target);
+        let _ = writeln!(md, "| Plan | {} |", self.plan_line());
+        let _ = writeln!(md, "| Started | {} |", self.meta.started.format("%Y-%m-%d %H:%M:%S UTC"));
+        let _ = writeln!(md, "| Duration | {:.1} s |", self.meta.duration.as_secs_f64());
+        let _ = writeln!(md, "| Selection | {} |", self.meta.selection.as_deref().unwrap_or("all scenarios"));
+        let _ = writeln!(md, "| Scenarios | {run} run, {passed} passed, {} failed; {steps} steps passed |\n", run - passed);
+        let _ = writeln!(md, "## Requirements\n");
+        let _ = writeln!(md, "| Requirement | Level | Result | Scenarios |\n|---|---|---|---|");
+        for row in &self.rows {
+            let grade = match (row.grade, row.requirement.level) {
+                (Grade::Fail, Level::Should) => "warning".to_string(),
+                (g, _) => g.as_str().to_string(),
+            };
+            let scenarios: Vec<String> = row
+                .scenarios
+                .iter()
+                .map(|s| format!("{}:{} {} ({})", s.file, s.line, s.name, s.status.as_str()))
+                .collect();
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} |",
+                row.requirement.id,
+                row.requirement.level.as_str(),
+                grade,
+                md_cell(&scenarios.join("<br>"))
+            );
+        }
+        let failed = self.failed_scenarios();
+        if !failed.is_empty() {
+            let _ = writeln!(md, "\n## Failures\n");
+            for s in failed {
+                let _ = writeln!(md, "### {}:{} {}\n", s.file, s.line, s.name);
+                let _ = writeln!(md, "- Requirements: {}", requirement_tags(s).join(", "));
+                let _ = writeln!(md, "- Step: `{}`", s.failed_step.as_deref().unwrap_or("?"));
+                let _ = writeln!(md, "\n```text\n{}\n```\n", s.error.as_deref().unwrap_or("").trim());
+            }
+        }
+        md
+    }
+
+    /// `report.html`: the same content, one self-contained page.
+    pub fn html(&self) -> String {
+        let (run, passed, steps) = self.counts();
+        let mut h = String::new();
+        h.push_str("<!doctype html><html><head><meta charset=\"utf-8\"><title>Conformance report</title><style>");
+        h.push_str(
+            "body{font-family:sans-serif;margin:2em;max-width:80em}table{border-collapse:collapse}\
+             td,th{border:1px solid #ccc;padding:.3em .6em;vertical-align:top;text-align:left}\
+             .pass{background:#e6f6e6}.FAIL{background:#fbe3e3}.warning{background:#fff4d6}\
+             .not-covered,.not-run{background:#eee}pre{background:#f6f6f6;padding:.6em;white-space:pre-wrap}",
+        );
+        h.push_str("</style></head><body><h1>Super Group Chat conformance report</h1>");
+        let _ = write!(h, "<p><strong>Verdict: {}.</strong></p><table>", esc(&self.verdict()));
+        for (k, v) in [
+            ("Target", self.meta.target.clone()),
+            ("Plan", self.plan_line()),
+            ("Started", self.meta.started.format("%Y-%m-%d %H:%M:%S UTC").to_string()),
+            ("Duration", format!("{:.1} s", self.meta.duration.as_secs_f64())),
+            ("Selection", self.meta.selection.clone().unwrap_or_else(|| "all scenarios".into())),
+            ("Scenarios", format!("{run} run, {passed} passed, {} failed; {steps} steps passed", run - passed)),
+        ] {
+            let _ = write!(h, "<tr><th>{k}</th><td>{}</td></tr>", esc(&v));
+        }
+        h.push_str("</table><h2>Requirements</h2><table><tr><th>Requirement</th><th>Level</th><th>Result</th><th>Text</th><th>Scenarios</th></tr>");
+        for row in &self.rows {
+            let grade = match (row.grade, row.requirement.level) {
+                (Grade::Fail, Level::Should) => "warning",
+                (g, _) => g.as_str(),
+            };
+            let scenarios: Vec<String> = row
+                .scenarios
+                .iter()
+                .map(|s| format!("{}:{} {} ({})", esc(&s.file), s.line, esc(&s.name), s.status.as_str()))
+                .collect();
+            let _ = write!(
+                h,
+                "<tr class=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                grade.replace(' ', "-"),
+                esc(&row.requirement.id),
+                row.requirement.level.as_str(),
+                grade,
+                esc(&row.requirement.text),
+                scenarios.join("<br>")
+            );
+        }
+        h.push_str("</table>");
+        let failed = self.failed_scenarios();
+        if !failed.is_empty() {
+            h.push_str("<h2>Failures</h2>");
+            for s in failed {
+                let _ = write!(
+                    h,
+                    "<h3>{}:{} {}</h3><p>Requirements: {}<br>Step: <code>{}</code></p><pre>{}</pre>",
+                    esc(&s.file),
+                    s.line,
+                    esc(&s.name),
+                    esc(&requirement_tags(s).join(", ")),
+                    esc(s.failed_step.as_deref().unwrap_or("?")),
+                    esc(s.error.as_deref().unwrap_or("").trim())
+                );
+            }
+        }
+        h.push_str("</body></html>\n");
+        h
+    }
+
+    /// The scenarios, sorted, with their requirement ids, for sorting rows elsewhere.
+    pub fn sorted_ids(ids: &mut [String]) {
+        ids.sort_by_key(|id| sort_key(id));
+    }
+}
+
+fn requirement_tags(s: &ScenarioResult) -> Vec<String> {
+    s.tags.iter().filter(|t| crate::requirements::is_requirement_tag(t)).cloned().collect()
+}
+
+fn md_cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}

@@ -1,0 +1,259 @@
+//! One run of the suite: reach the target (or start the in-process reference
+//! server), read its plan, start the webhook receiver and register it, run
+//! the feature files with cucumber (console, JUnit, Cucumber JSON and the
+//! [`Recorder`] writers side by side), then grade the results against
+//! SPEC.md and write the reports.
+
+use crate::recorder::{Recorder, Results};
+use crate::report::{Meta, Report};
+use crate::requirements::{self, Requirement};
+use crate::webhook_receiver::Receiver;
+use crate::world::{SgWorld, Suite};
+use cucumber::gherkin::tagexpr::TagOperation;
+use cucumber::tag::Ext as _;
+use cucumber::{World as _, WriterExt as _, cli, writer};
+use futures_util::FutureExt as _;
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use supergroup_protocol::client::Rest;
+use supergroup_protocol::rest::WebhookRegistration;
+
+/// What a run needs to know.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The server's origin; `None` starts the in-process reference server.
+    pub target: Option<String>,
+    pub app_id: String,
+    pub secret: String,
+    /// Where the webhook receiver listens.
+    pub webhook_listen: SocketAddr,
+    /// The URL registered with the server instead of the receiver's own address.
+    pub webhook_url: Option<String>,
+    /// A cucumber tag expression (`@SG-GUEST-3 and not @slow`).
+    pub tags: Option<String>,
+    /// A regex on scenario names.
+    pub name: Option<String>,
+    /// Run only the scenarios tagged with one of these requirement ids.
+    pub requirements: Vec<String>,
+    /// Directory for the reports; a fresh `<timestamp>` directory is made in it. `None`: no files.
+    pub out: Option<PathBuf>,
+    /// Print cucumber's progress to stdout.
+    pub console: bool,
+    /// Scenarios in flight at once.
+    pub concurrency: usize,
+    /// Bound of every wait for a reply or an event.
+    pub wait: Duration,
+}
+
+impl Options {
+    /// In-process server, demo app, no report files, console on.
+    pub fn in_process() -> Options {
+        Options {
+            target: None,
+            app_id: "demo".into(),
+            secret: "sk_demo".into(),
+            webhook_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            webhook_url: None,
+            tags: None,
+            name: None,
+            requirements: Vec::new(),
+            out: None,
+            console: true,
+            concurrency: 8,
+            wait: Duration::from_secs(5),
+        }
+    }
+
+    fn selection(&self) -> Option<String> {
+        let mut parts = Vec::new();
+        if let Some(t) = &self.tags {
+            parts.push(format!("--tags {t}"));
+        }
+        if let Some(n) = &self.name {
+            parts.push(format!("--name {n}"));
+        }
+        if !self.requirements.is_empty() {
+            parts.push(format!("--requirement {}", self.requirements.join(",")));
+        }
+        (!parts.is_empty()).then(|| parts.join(" "))
+    }
+}
+
+/// What a run produced.
+#[derive(Debug)]
+pub struct Outcome {
+    pub report: Report,
+    /// Where the reports were written, if anywhere.
+    pub dir: Option<PathBuf>,
+    /// Whether cucumber saw a failed step, a parse error or a hook error.
+    pub execution_failed: bool,
+}
+
+impl Outcome {
+    /// The process exit status: 0 when the server conforms.
+    pub fn exit_code(&self) -> i32 {
+        if self.report.conforms() && !self.execution_failed { 0 } else { 1 }
+    }
+}
+
+/// The directory of the feature files.
+pub fn scenarios_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios")
+}
+
+/// Every requirement tag used by a feature file (without `@`), and every tag at all.
+pub fn feature_tags() -> anyhow::Result<(BTreeSet<String>, Vec<(String, Vec<String>)>)> {
+    let mut tagged = BTreeSet::new();
+    let mut scenarios = Vec::new();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(scenarios_dir())?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "feature"))
+        .collect();
+    files.sort();
+    for path in files {
+        let feature = cucumber::gherkin::Feature::parse_path(&path, cucumber::gherkin::GherkinEnv::default())
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let rule_scenarios = feature.rules.iter().flat_map(|r| r.scenarios.iter().map(move |s| (Some(r), s)));
+        for (rule, s) in feature.scenarios.iter().map(|s| (None, s)).chain(rule_scenarios) {
+            let tags: Vec<String> = feature
+                .tags
+                .iter()
+                .chain(rule.map(|r| r.tags.as_slice()).unwrap_or_default())
+                .chain(&s.tags)
+                .cloned()
+                .collect();
+            tagged.extend(tags.iter().filter(|t| requirements::is_requirement_tag(t)).cloned());
+            let file = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+            scenarios.push((format!("{file}:{} {}", s.position.line, s.name), tags));
+        }
+    }
+    Ok((tagged, scenarios))
+}
+
+/// Runs the suite once.
+pub async fn run(opts: Options) -> anyhow::Result<Outcome> {
+    let started_at = chrono::Utc::now();
+    let started = Instant::now();
+    let spec = requirements::load(&requirements::spec_path())?;
+    let (tagged, _) = feature_tags()?;
+
+    let in_process = match &opts.target {
+        Some(_) => None,
+        None => Some(supergroup_server::spawn(supergroup_server::Config::for_tests()).await?),
+    };
+    let target = opts.target.clone().or_else(|| in_process.as_ref().map(|s| s.base_url())).unwrap_or_default();
+    let result = run_against(&opts, &target, &spec, &tagged, started_at, started).await;
+    if let Some(server) = in_process {
+        server.stop().await?;
+    }
+    result
+}
+
+/// Runs the suite against a server that is already up.
+async fn run_against(
+    opts: &Options,
+    target: &str,
+    spec: &[Requirement],
+    tagged: &BTreeSet<String>,
+    started_at: chrono::DateTime<chrono::Utc>,
+    started: Instant,
+) -> anyhow::Result<Outcome> {
+    let rest = Rest::new(target, &opts.app_id, &opts.secret);
+    let app = tokio::time::timeout(opts.wait, rest.app())
+        .await
+        .map_err(|_| anyhow::anyhow!("GET {} did not answer within {:?}", rest.url(""), opts.wait))?
+        .map_err(|e| anyhow::anyhow!("GET {} failed: {e}", rest.url("")))?;
+
+    let receiver = Receiver::start(opts.webhook_listen, &opts.secret).await?;
+    let hook_url = opts.webhook_url.clone().unwrap_or_else(|| receiver.local_url());
+    rest.put_webhook(&WebhookRegistration { url: hook_url.clone(), events: None })
+        .await
+        .map_err(|e| anyhow::anyhow!("registering the webhook receiver {hook_url} failed: {e}"))?;
+
+    let suite = Arc::new(Suite { rest: rest.clone(), app: app.clone(), inbox: receiver.inbox.clone(), wait: opts.wait });
+    let dir = match &opts.out {
+        Some(out) => {
+            let dir = out.join(started_at.format("%Y-%m-%dT%H-%M-%SZ").to_string());
+            std::fs::create_dir_all(&dir)?;
+            Some(dir)
+        }
+        None => None,
+    };
+    let (results, execution_failed) = run_cucumber(opts, suite, dir.as_deref()).await?;
+    let _ = rest.delete_webhook().await;
+    receiver.stop().await;
+
+    let meta = Meta {
+        target: target.to_string(),
+        app: Some(app),
+        started: started_at,
+        duration: started.elapsed(),
+        selection: opts.selection(),
+    };
+    let report = Report::build(meta, spec, results.snapshot(), tagged, opts.selection().is_some());
+    if let Some(dir) = &dir {
+        std::fs::write(dir.join("report.md"), report.markdown())?;
+        std::fs::write(dir.join("report.html"), report.html())?;
+    }
+    Ok(Outcome { report, dir, execution_failed })
+}
+
+fn output(dir: Option<&Path>, name: &str) -> anyhow::Result<Box<dyn std::io::Write>> {
+    Ok(match dir {
+        Some(d) => Box::new(std::fs::File::create(d.join(name))?),
+        None => Box::new(std::io::sink()),
+    })
+}
+
+async fn run_cucumber(opts: &Options, suite: Arc<Suite>, dir: Option<&Path>) -> anyhow::Result<(Results, bool)> {
+    let (recorder, results) = Recorder::new(scenarios_dir());
+    let console: Box<dyn std::io::Write> = if opts.console { Box::new(std::io::stdout()) } else { Box::new(std::io::sink()) };
+    let tags: Option<TagOperation> = match &opts.tags {
+        Some(t) => Some(t.parse().map_err(|e| anyhow::anyhow!("--tags {t:?}: {e}"))?),
+        None => None,
+    };
+    let name = match &opts.name {
+        Some(n) => Some(regex::Regex::new(n).map_err(|e| anyhow::anyhow!("--name {n:?}: {e}"))?),
+        None => None,
+    };
+    let wanted = opts.requirements.clone();
+    let filter = move |f: &cucumber::gherkin::Feature,
+                       r: Option<&cucumber::gherkin::Rule>,
+                       s: &cucumber::gherkin::Scenario| {
+        let all = || f.tags.iter().chain(r.iter().flat_map(|r| &r.tags)).chain(&s.tags);
+        tags.as_ref().is_none_or(|t| t.eval(all()))
+            && name.as_ref().is_none_or(|n| n.is_match(&s.name))
+            && (wanted.is_empty() || all().any(|t| wanted.contains(t)))
+    };
+    let writer = writer::Basic::raw(console, writer::Coloring::Auto, 0)
+        .summarized()
+        .tee::<SgWorld, _>(writer::JUnit::for_tee(output(dir, "junit.xml")?, 0))
+        .tee::<SgWorld, _>(writer::Json::for_tee(output(dir, "cucumber.json")?))
+        .tee::<SgWorld, _>(recorder.discard_stats_writes())
+        .normalized();
+    let before_suite = suite.clone();
+    let finished = SgWorld::cucumber()
+        .max_concurrent_scenarios(opts.concurrency)
+        .before(move |_, _, _, world| {
+            world.join(before_suite.clone());
+            async {}.boxed_local()
+        })
+        .after(|_, _, _, _, world| {
+            async move {
+                if let Some(w) = world {
+                    w.hang_up().await;
+                }
+            }
+            .boxed_local()
+        })
+        .with_writer(writer)
+        .fail_on_skipped()
+        .with_cli(cli::Opts::<_, _, _, cli::Empty>::default())
+        .filter_run(scenarios_dir(), filter)
+        .await;
+    use cucumber::writer::Stats as _;
+    Ok((results, finished.execution_has_failed()))
+}

@@ -1,0 +1,226 @@
+//! The suite's own webhook endpoint: a real HTTP server (axum) that the
+//! server under test POSTs its events to. Every delivery is kept with what
+//! the suite needs to judge it: the event type, the conversation it is about,
+//! whether its signature verified, and when it came. Scenarios share one
+//! receiver (the webhook endpoint is per app) and each reads only the events
+//! of its own conversations, waiting with a bounded timeout.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use supergroup_protocol::webhook::{SIGNATURE_HEADER, TIMESTAMP_HEADER, verify};
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, oneshot};
+
+/// Deliveries kept per conversation; past it the oldest is dropped. A run
+/// produces a few per message, so this is never reached by the suite itself;
+/// it only stops a misbehaving server from growing the receiver without end.
+const KEPT_PER_CONVERSATION: usize = 1_000;
+
+/// One POST the receiver got.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// `type` of the envelope (`message.sent`, `notification.triggered`, ...).
+    pub kind: String,
+    /// `data.conversation.id`, the key scenarios filter on.
+    pub conversation_id: String,
+    /// The whole envelope.
+    pub body: serde_json::Value,
+    /// Whether `X-Supergroup-Signature` is the HMAC of timestamp + "." + body.
+    pub signature_ok: bool,
+    /// `X-Supergroup-Timestamp` as sent.
+    pub timestamp: Option<String>,
+    /// The HTTP status the receiver answered (500 when told to fail it).
+    pub answered: u16,
+    /// When it arrived.
+    pub at: Instant,
+}
+
+impl Delivery {
+    /// `data.recipient.id` of a `notification.triggered`.
+    pub fn recipient(&self) -> Option<&str> {
+        self.body.pointer("/data/recipient/id").and_then(|v| v.as_str())
+    }
+
+    /// The texts of `data.messages` (notification) or `data.message` (message.sent).
+    pub fn texts(&self) -> Vec<String> {
+        let one = self.body.pointer("/data/message/text").and_then(|v| v.as_str()).map(str::to_owned);
+        let many: Option<Vec<String>> = self
+            .body
+            .pointer("/data/messages")
+            .and_then(|v| v.as_array())
+            .map(|a| a.iter().filter_map(|m| m.get("text").and_then(|t| t.as_str()).map(str::to_owned)).collect());
+        one.into_iter().chain(many.unwrap_or_default()).collect()
+    }
+}
+
+/// The shared state of the receiver: a cheap-clone handle.
+#[derive(Clone)]
+pub struct Inbox {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    /// The app secret the signatures are checked with.
+    secret: String,
+    /// Deliveries by conversation id, oldest first. A std mutex: it is never
+    /// held across an `.await`.
+    by_conversation: Mutex<HashMap<String, VecDeque<Delivery>>>,
+    /// Conversation ids whose next deliveries are answered 500 (to see the retry), with how many.
+    fail_next: Mutex<HashMap<String, u32>>,
+    /// Woken on every delivery, for [`Inbox::wait_for`].
+    arrived: Notify,
+}
+
+impl std::fmt::Debug for Inbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Inbox")
+    }
+}
+
+impl Inbox {
+    fn new(secret: &str) -> Inbox {
+        Inbox {
+            shared: Arc::new(Shared {
+                secret: secret.into(),
+                by_conversation: Mutex::new(HashMap::new()),
+                fail_next: Mutex::new(HashMap::new()),
+                arrived: Notify::new(),
+            }),
+        }
+    }
+
+    /// Every delivery about `conversation_id` so far, oldest first.
+    pub fn deliveries(&self, conversation_id: &str) -> Vec<Delivery> {
+        let map = self.shared.by_conversation.lock().expect("inbox lock poisoned");
+        map.get(conversation_id).map(|q| q.iter().cloned().collect()).unwrap_or_default()
+    }
+
+    /// Answers the next `n` deliveries about `conversation_id` with HTTP 500.
+    pub fn fail_next(&self, conversation_id: &str, n: u32) {
+        self.shared.fail_next.lock().expect("inbox lock poisoned").insert(conversation_id.into(), n);
+    }
+
+    /// Waits until a delivery about `conversation_id` matches `pred`; fails
+    /// after `timeout` with a message naming `what`.
+    pub async fn wait_for(
+        &self,
+        conversation_id: &str,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&Delivery) -> bool,
+    ) -> anyhow::Result<Delivery> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.shared.arrived.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(d) = self.deliveries(conversation_id).into_iter().find(|d| pred(d)) {
+                return Ok(d);
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                let seen: Vec<String> = self
+                    .deliveries(conversation_id)
+                    .iter()
+                    .map(|d| format!("{} to {:?} {:?}", d.kind, d.recipient(), d.texts()))
+                    .collect();
+                anyhow::bail!(
+                    "expected {what} within {timeout:?}; received {} webhook(s) for this conversation: [{}]",
+                    seen.len(),
+                    seen.join("; ")
+                );
+            }
+        }
+    }
+
+    fn record(&self, headers: &HeaderMap, body: &[u8]) -> u16 {
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let timestamp = header(TIMESTAMP_HEADER);
+        let signature_ok = match (&timestamp, header(SIGNATURE_HEADER)) {
+            (Some(ts), Some(sig)) => verify(&self.shared.secret, ts, body, &sig),
+            _ => false,
+        };
+        let json: serde_json::Value = serde_json::from_slice(body).unwrap_or(serde_json::Value::Null);
+        let conversation_id =
+            json.pointer("/data/conversation/id").and_then(|v| v.as_str()).unwrap_or_default().to_string();
+        let answered = {
+            let mut fail = self.shared.fail_next.lock().expect("inbox lock poisoned");
+            match fail.get_mut(&conversation_id) {
+                Some(n) if *n > 0 => {
+                    *n -= 1;
+                    500
+                }
+                _ => 200,
+            }
+        };
+        let delivery = Delivery {
+            kind: json.get("type").and_then(|v| v.as_str()).unwrap_or_default().to_string(),
+            conversation_id: conversation_id.clone(),
+            body: json,
+            signature_ok,
+            timestamp,
+            answered,
+            at: Instant::now(),
+        };
+        {
+            let mut map = self.shared.by_conversation.lock().expect("inbox lock poisoned");
+            let q = map.entry(conversation_id).or_default();
+            if q.len() == KEPT_PER_CONVERSATION {
+                q.pop_front();
+            }
+            q.push_back(delivery);
+        }
+        self.shared.arrived.notify_waiters();
+        answered
+    }
+}
+
+/// A running receiver.
+pub struct Receiver {
+    pub inbox: Inbox,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Receiver {
+    /// Binds `listen` and starts serving; signatures are checked with `secret`.
+    pub async fn start(listen: SocketAddr, secret: &str) -> anyhow::Result<Receiver> {
+        let listener = TcpListener::bind(listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("webhook receiver cannot listen on {listen}: {e}"))?;
+        let addr = listener.local_addr()?;
+        let inbox = Inbox::new(secret);
+        let app = Router::new().fallback(receive).with_state(inbox.clone());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        Ok(Receiver { inbox, addr, stop, task })
+    }
+
+    /// The URL to register for a receiver on this machine.
+    pub fn local_url(&self) -> String {
+        format!("http://{}/webhooks", self.addr)
+    }
+
+    /// Stops serving.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
+}
+
+async fn receive(State(inbox): State<Inbox>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    StatusCode::from_u16(inbox.record(&headers, &body)).unwrap_or(StatusCode::OK)
+}

@@ -1,0 +1,173 @@
+//! The World of a scenario: what one scenario knows while it runs. It holds
+//! the run's shared [`Suite`] (REST client, app info, webhook inbox), a random
+//! id prefix so that every user and conversation of the scenario is its own,
+//! and the realtime connections it opened, by user name. Steps speak in
+//! names ("alice", "lobby"); the World turns them into unique ids.
+
+use crate::webhook_receiver::Inbox;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+use supergroup_protocol::client::{ApiError, Realtime, Rest};
+use supergroup_protocol::frames::{ServerFrame, Ui};
+use supergroup_protocol::rest::AppInfo;
+
+/// What every scenario of one run shares.
+#[derive(Debug)]
+pub struct Suite {
+    /// REST client for the app under test.
+    pub rest: Rest,
+    /// `GET /v1/{appId}` as read at the start of the run: plan, limits, notification delay.
+    pub app: AppInfo,
+    /// Deliveries to the suite's webhook receiver.
+    pub inbox: Inbox,
+    /// Bound of every wait for a reply or an event.
+    pub wait: Duration,
+}
+
+impl Suite {
+    /// How long to wait for a notification: the app's delay plus a margin.
+    pub fn notification_wait(&self) -> Duration {
+        Duration::from_millis(self.app.notification_delay_ms) + self.wait
+    }
+}
+
+/// The answer to one REST call, kept for the `Then` steps that judge it.
+#[derive(Debug, Clone)]
+pub struct RestOutcome {
+    pub status: u16,
+    /// The error code, when the body was an error body.
+    pub code: Option<String>,
+    /// The body, or the error text.
+    pub body: String,
+}
+
+impl RestOutcome {
+    /// From a typed call.
+    pub fn of<T: fmt::Debug>(r: &Result<T, ApiError>) -> RestOutcome {
+        match r {
+            Ok(v) => RestOutcome { status: 200, code: None, body: format!("{v:?}") },
+            Err(e) => RestOutcome { status: e.status().unwrap_or(0), code: e.code().map(str::to_owned), body: e.to_string() },
+        }
+    }
+
+    /// From a raw call (status and body text).
+    pub fn raw(status: u16, body: String) -> RestOutcome {
+        let code = serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v.pointer("/error/code").and_then(|c| c.as_str()).map(str::to_owned));
+        RestOutcome { status, code, body }
+    }
+}
+
+impl fmt::Display for RestOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.code {
+            Some(code) => write!(f, "HTTP {} {code} ({})", self.status, self.body),
+            None => write!(f, "HTTP {} {}", self.status, self.body),
+        }
+    }
+}
+
+/// One scenario's state.
+#[derive(Default, cucumber::World)]
+pub struct SgWorld {
+    /// Set by the run's `before` hook.
+    suite: Option<Arc<Suite>>,
+    /// Prepended to every name, so concurrent scenarios never share an id.
+    prefix: String,
+    /// Realtime connections by user name.
+    pub conns: HashMap<String, Realtime>,
+    /// The last realtime reply each user got (to `open`, `close`, `send`).
+    pub replies: HashMap<String, ServerFrame>,
+    /// The last REST answer.
+    pub last_rest: Option<RestOutcome>,
+    /// Message ids by text, as the server acknowledged them.
+    pub message_ids: HashMap<String, String>,
+    /// Extra guest connections of the guest-limit scenarios, with their user ids.
+    pub crowd: Vec<(String, Realtime)>,
+}
+
+impl fmt::Debug for SgWorld {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SgWorld")
+            .field("prefix", &self.prefix)
+            .field("connections", &self.conns.keys().collect::<Vec<_>>())
+            .field("replies", &self.replies)
+            .field("last_rest", &self.last_rest)
+            .field("crowd", &self.crowd.len())
+            .finish()
+    }
+}
+
+impl SgWorld {
+    /// Called by the `before` hook: joins the run and draws a fresh prefix.
+    pub fn join(&mut self, suite: Arc<Suite>) {
+        self.suite = Some(suite);
+        self.prefix = format!("c{:08x}-", rand::random::<u32>());
+    }
+
+    /// The run's shared state.
+    pub fn suite(&self) -> Arc<Suite> {
+        self.suite.clone().expect("the before hook sets the suite of every scenario")
+    }
+
+    pub fn rest(&self) -> Rest {
+        self.suite().rest.clone()
+    }
+
+    pub fn wait(&self) -> Duration {
+        self.suite().wait
+    }
+
+    /// The unique id of a user or conversation named `name` in this scenario.
+    pub fn id(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+
+    /// The scenario name of an id (the id itself when it is not one of ours).
+    pub fn name_of(&self, id: &str) -> String {
+        id.strip_prefix(&self.prefix).unwrap_or(id).to_string()
+    }
+
+    /// The realtime URL for `user` (a name), with a valid token.
+    pub fn realtime_url(&self, user: &str) -> String {
+        let rest = self.rest();
+        rest.realtime_url(&rest.token(&self.id(user)))
+    }
+
+    /// `user`'s connection, opening one if there is none yet.
+    pub async fn conn(&mut self, user: &str) -> anyhow::Result<&mut Realtime> {
+        if !self.conns.contains_key(user) {
+            let url = self.realtime_url(user);
+            let rt = tokio::time::timeout(self.wait(), Realtime::connect(&url))
+                .await
+                .map_err(|_| anyhow::anyhow!("expected {user} to connect within {:?}; nothing came", self.wait()))?
+                .map_err(|e| anyhow::anyhow!("expected {user} to connect; received {e}"))?;
+            self.conns.insert(user.to_string(), rt);
+        }
+        Ok(self.conns.get_mut(user).expect("inserted above"))
+    }
+
+    /// `user` sends `open` for `conv`; the reply (opened or error) is kept and returned.
+    pub async fn open(&mut self, user: &str, conv: &str, ui: Ui, as_guest: bool) -> anyhow::Result<ServerFrame> {
+        let conv_id = self.id(conv);
+        let wait = self.wait();
+        let reply = self
+            .conn(user)
+            .await?
+            .open(&conv_id, ui, as_guest, wait)
+            .await
+            .map_err(|e| anyhow::anyhow!("expected a reply to {user}'s open of {conv}; received {e}"))?;
+        self.replies.insert(user.to_string(), reply.clone());
+        Ok(reply)
+    }
+
+    /// Closes every connection of the scenario (the `after` hook).
+    pub async fn hang_up(&mut self) {
+        let conns = self.conns.drain().map(|(_, c)| c).chain(self.crowd.drain(..).map(|(_, c)| c));
+        let closing = futures_util::future::join_all(conns.map(|c| c.disconnect()));
+        let _ = tokio::time::timeout(Duration::from_secs(2), closing).await;
+    }
+}
