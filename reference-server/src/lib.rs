@@ -7,7 +7,19 @@
 
 pub mod cli;
 pub mod config;
+pub mod error;
+pub mod extract;
+pub mod hub;
+pub mod membership;
+pub mod messaging;
+pub mod notifier;
+pub mod realtime;
+pub mod routes;
+pub mod state;
+pub mod store;
+pub mod validate;
 pub mod violation;
+pub mod webhooks;
 
 pub use config::{AppConfig, Config};
 pub use violation::Violation;
@@ -25,9 +37,27 @@ pub async fn serve(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let _ = (listener, config);
-    shutdown.await;
+    let state = state::AppState::build(config).await?;
+    let router = routes::router(state.clone());
+    let stop = state.shutdown.clone();
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            // Realtime connections watch this token and close themselves with 1001;
+            // axum's graceful shutdown does not wait for upgraded sockets.
+            stop.cancel();
+        })
+        .await?;
+    state.tracker.close();
+    if tokio::time::timeout(std::time::Duration::from_secs(5), state.tracker.wait()).await.is_err() {
+        tracing::warn!("some realtime connections did not close within 5 s");
+    }
     Ok(())
+}
+
+/// Unix time in milliseconds.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// A server running in a background task.

@@ -1,0 +1,87 @@
+//! One realtime connection, as one task: it reads client frames and handles
+//! them in order, and writes whatever the hub or its own replies queued. A
+//! single task (no separate writer) keeps an idle connection small.
+//!
+//! Writing: every frame already queued is fed to the socket before one flush,
+//! so a burst costs one syscall per connection rather than one per frame. A
+//! flush that cannot finish in [`WRITE_STALL`] (the peer stopped reading) ends
+//! the connection.
+//!
+//! Closing: 1008 `slow consumer` when the outbound queue overflowed (see
+//! [`crate::hub`]), 1009 for a message over 64 KiB, 1001 on shutdown. On the
+//! way out the connection leaves every conversation it had open, which frees
+//! guest slots and leaves no trace of a guest.
+
+use super::handler::Handler;
+use crate::hub::Outbox;
+use crate::state::{App, AppState};
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures_util::SinkExt;
+use std::sync::Arc;
+use std::time::Duration;
+use supergroup_protocol::frames::close;
+
+/// How long one flush may wait for the peer before the connection is dropped.
+const WRITE_STALL: Duration = Duration::from_secs(10);
+/// Frames fed before a flush, at most, so one busy connection cannot starve the runtime.
+const BATCH: usize = 256;
+
+pub async fn run(state: AppState, app: Arc<App>, user: String, mut socket: WebSocket) {
+    let (outbox, mut rx, slow) = Outbox::new(&user, state.config.outbound_queue);
+    let mut handler = Handler::new(state.clone(), app, outbox);
+    let shutdown = state.shutdown.clone();
+    let closing = loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break Some((close::GOING_AWAY, "server shutting down")),
+            _ = slow.notified() => break Some((close::POLICY, close::SLOW_CONSUMER_REASON)),
+            Some(first) = rx.recv() => {
+                if write_batch(&mut socket, first, &mut rx).await.is_err() {
+                    break None;
+                }
+            }
+            incoming = socket.recv() => match incoming {
+                None | Some(Ok(Message::Close(_))) => break None,
+                Some(Ok(Message::Text(text))) => handler.on_text(text.as_str()).await,
+                Some(Ok(Message::Binary(_))) => handler.on_binary(),
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                Some(Err(e)) if is_too_big(&e) => break Some((close::TOO_BIG, "frame over 65536 bytes")),
+                Some(Err(_)) => break None,
+            },
+        }
+    };
+    handler.leave_all();
+    if let Some((code, reason)) = closing {
+        let frame = Message::Close(Some(CloseFrame { code, reason: reason.into() }));
+        let _ = tokio::time::timeout(WRITE_STALL, socket.send(frame)).await;
+    }
+}
+
+/// Feeds `first` and everything else already queued (up to [`BATCH`]), then flushes once.
+async fn write_batch(
+    socket: &mut WebSocket,
+    first: axum::extract::ws::Utf8Bytes,
+    rx: &mut tokio::sync::mpsc::Receiver<axum::extract::ws::Utf8Bytes>,
+) -> Result<(), ()> {
+    let write = async {
+        socket.feed(Message::Text(first)).await?;
+        for _ in 1..BATCH {
+            match rx.try_recv() {
+                Ok(next) => socket.feed(Message::Text(next)).await?,
+                Err(_) => break,
+            }
+        }
+        socket.flush().await
+    };
+    match tokio::time::timeout(WRITE_STALL, write).await {
+        Ok(Ok(())) => Ok(()),
+        _ => Err(()),
+    }
+}
+
+/// Whether a read error is tungstenite's "message or frame too long".
+fn is_too_big(e: &axum::Error) -> bool {
+    use std::error::Error as _;
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    e.source().and_then(|s| s.downcast_ref::<WsError>()).is_some_and(|e| matches!(e, WsError::Capacity(_)))
+}

@@ -1,0 +1,101 @@
+//! Conversations: `PUT` (create or merge, adding listed participants all or
+//! nothing), `GET` (guests never listed) and `DELETE` (messages included;
+//! connections that had it open get `closed`).
+
+use super::empty;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Body, Ids, check_id};
+use crate::membership;
+use crate::state::{App, AppState};
+use crate::store;
+use crate::violation::Violation;
+use axum::extract::State;
+use axum::{Extension, Json};
+use std::sync::Arc;
+use supergroup_protocol::ErrorCode;
+use supergroup_protocol::frames::ServerFrame;
+use supergroup_protocol::limits::MAX_PARTICIPANTS_PER_PUT;
+use supergroup_protocol::rest::{Conversation, ConversationUpsert, ParticipantSettings};
+
+pub async fn put_conversation(
+    State(state): State<AppState>,
+    Extension(app): Extension<Arc<App>>,
+    Ids(ids): Ids,
+    Body(body): Body<ConversationUpsert>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let [id] = <[String; 1]>::try_from(ids).expect("route has one id");
+    let listed = body.participants.clone().unwrap_or_default();
+    if listed.len() > MAX_PARTICIPANTS_PER_PUT {
+        return Err(ApiError::new(
+            ErrorCode::InvalidRequest,
+            format!("at most {MAX_PARTICIPANTS_PER_PUT} participants may be listed at once"),
+        ));
+    }
+    for u in &listed {
+        check_id("participant id", u)?;
+    }
+    if let Some(c) = &body.custom {
+        crate::validate::custom(c)?;
+    }
+    let (st, ap, conv) = (state.clone(), app.clone(), id.clone());
+    let added = state
+        .db
+        .call(move |c| -> ApiResult<Vec<String>> {
+            let app_id = ap.config.id.as_str();
+            let tx = c.transaction()?;
+            if let Some(custom) = &body.custom {
+                crate::validate::custom_len(store::merged_custom_len(&tx, "conversations", app_id, &conv, custom)?)?;
+            }
+            store::upsert_conv(&tx, app_id, &conv, &body, crate::now_ms())?;
+            let added = membership::admit(&st, &ap, &tx, &conv, &listed, ParticipantSettings::default())?;
+            tx.commit()?;
+            Ok(added)
+        })
+        .await?;
+    membership::announce_joined(&state, &app, &id, &added);
+    Ok(empty())
+}
+
+pub async fn get_conversation(
+    State(state): State<AppState>,
+    Extension(app): Extension<Arc<App>>,
+    Ids(ids): Ids,
+) -> ApiResult<Json<Conversation>> {
+    let [id] = <[String; 1]>::try_from(ids).expect("route has one id");
+    let (app_id, ga, conv) = (app.config.id.clone(), app.config.guest_access, id.clone());
+    let mut found = state
+        .db
+        .call(move |c| store::conv_view(c, &app_id, &conv, ga))
+        .await?
+        .ok_or_else(|| ApiError::conversation_not_found(&id))?;
+    if state.violates(Violation::GuestInMemberList) {
+        for g in state.hub.guests(&app.room(&id)) {
+            found.participants.entry(g).or_insert_with(ParticipantSettings::default);
+        }
+    }
+    Ok(Json(found))
+}
+
+pub async fn delete_conversation(
+    State(state): State<AppState>,
+    Extension(app): Extension<Arc<App>>,
+    Ids(ids): Ids,
+) -> ApiResult<Json<serde_json::Value>> {
+    let [id] = <[String; 1]>::try_from(ids).expect("route has one id");
+    let (app_id, conv) = (app.config.id.clone(), id.clone());
+    let existed = state
+        .db
+        .call(move |c| -> rusqlite::Result<bool> {
+            let tx = c.transaction()?;
+            let existed = store::delete_conv(&tx, &app_id, &conv)?;
+            tx.commit()?;
+            Ok(existed)
+        })
+        .await?;
+    if !existed {
+        return Err(ApiError::conversation_not_found(&id));
+    }
+    let closed = ServerFrame::Closed { reference: None, conversation_id: id.clone() };
+    state.hub.evict_all(&app.room(&id), &membership::encode(&closed));
+    Ok(empty())
+}

@@ -1,0 +1,59 @@
+//! Messages: `POST` a batch of at most 10 (all or nothing) and `GET` history,
+//! newest first. Messages written by guests stay in history after they leave.
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Body, Ids, ListQuery};
+use crate::messaging::{self, Draft, Via};
+use crate::state::{App, AppState};
+use crate::store::{self, UnknownCursor};
+use axum::extract::State;
+use axum::{Extension, Json};
+use std::sync::Arc;
+use supergroup_protocol::ErrorCode;
+use supergroup_protocol::limits::MAX_BATCH;
+use supergroup_protocol::rest::{Message, MessageCreated, NewMessage, Page};
+
+pub async fn post_messages(
+    State(state): State<AppState>,
+    Extension(app): Extension<Arc<App>>,
+    Ids(ids): Ids,
+    Body(batch): Body<Vec<NewMessage>>,
+) -> ApiResult<Json<Vec<MessageCreated>>> {
+    let [conv] = <[String; 1]>::try_from(ids).expect("route has one id");
+    if batch.is_empty() {
+        return Err(ApiError::new(ErrorCode::InvalidRequest, "the batch is empty"));
+    }
+    if batch.len() > MAX_BATCH {
+        return Err(ApiError::new(
+            ErrorCode::TooManyMessages,
+            format!("a batch holds at most {MAX_BATCH} messages, this one {}", batch.len()),
+        ));
+    }
+    let drafts = batch.into_iter().map(Draft::from_rest).collect();
+    let stored = messaging::store(&state, &app, &conv, drafts, Via::Rest).await?;
+    Ok(Json(stored.into_iter().map(|m| MessageCreated { id: m.id }).collect()))
+}
+
+pub async fn list_messages(
+    State(state): State<AppState>,
+    Extension(app): Extension<Arc<App>>,
+    Ids(ids): Ids,
+    query: ListQuery,
+) -> ApiResult<Json<Page<Message>>> {
+    let [conv] = <[String; 1]>::try_from(ids).expect("route has one id");
+    let app_id = app.config.id.clone();
+    state
+        .db
+        .call(move |c| -> ApiResult<Json<Page<Message>>> {
+            if store::get_conv(c, &app_id, &conv)?.is_none() {
+                return Err(ApiError::conversation_not_found(&conv));
+            }
+            let data = store::list_messages(c, &app_id, &conv, query.limit, query.starting_after.as_deref())?.map_err(
+                |UnknownCursor| {
+                    ApiError::new(ErrorCode::InvalidRequest, "startingAfter names no message of this conversation")
+                },
+            )?;
+            Ok(Json(Page { data }))
+        })
+        .await
+}

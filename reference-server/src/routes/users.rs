@@ -1,0 +1,90 @@
+//! Users: `PUT`/`GET /users/{userId}` and the user-conversations list, which
+//! holds only conversations where the user is a participant (never those the
+//! user opened as a guest).
+
+use super::empty;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Body, Ids, ListQuery};
+use crate::state::{App, AppState};
+use crate::store::{self, UnknownCursor};
+use crate::violation::Violation;
+use axum::extract::State;
+use axum::{Extension, Json};
+use std::sync::Arc;
+use supergroup_protocol::ErrorCode;
+use supergroup_protocol::rest::{Page, User, UserConversation, UserUpsert};
+
+pub async fn put_user(
+    State(state): State<AppState>,
+    Extension(app): Extension<Arc<App>>,
+    Ids(ids): Ids,
+    Body(body): Body<UserUpsert>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let [id] = <[String; 1]>::try_from(ids).expect("route has one id");
+    if let Some(c) = &body.custom {
+        crate::validate::custom(c)?;
+    }
+    let app_id = app.config.id.clone();
+    state
+        .db
+        .call(move |c| -> ApiResult<()> {
+            let tx = c.transaction()?;
+            if let Some(custom) = &body.custom {
+                crate::validate::custom_len(store::merged_custom_len(&tx, "users", &app_id, &id, custom)?)?;
+            }
+            store::upsert_user(&tx, &app_id, &id, &body, crate::now_ms())?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await?;
+    Ok(empty())
+}
+
+pub async fn get_user(
+    State(state): State<AppState>,
+    Extension(app): Extension<Arc<App>>,
+    Ids(ids): Ids,
+) -> ApiResult<Json<User>> {
+    let [id] = <[String; 1]>::try_from(ids).expect("route has one id");
+    let app_id = app.config.id.clone();
+    let found = state.db.call(move |c| store::get_user(c, &app_id, &id).map(|u| (u, id))).await?;
+    match found {
+        (Some(user), _) => Ok(Json(user)),
+        (None, id) => Err(ApiError::new(ErrorCode::UserNotFound, format!("user `{id}` does not exist"))),
+    }
+}
+
+pub async fn user_conversations(
+    State(state): State<AppState>,
+    Extension(app): Extension<Arc<App>>,
+    Ids(ids): Ids,
+    query: ListQuery,
+) -> ApiResult<Json<Page<UserConversation>>> {
+    let [id] = <[String; 1]>::try_from(ids).expect("route has one id");
+    let app_id = app.config.id.clone();
+    let guest_access = app.config.guest_access;
+    let guest_rooms = if state.violates(Violation::GuestInUserConversations) {
+        state.hub.rooms_where_guest(&app_id, &id)
+    } else {
+        Vec::new()
+    };
+    state
+        .db
+        .call(move |c| -> ApiResult<Json<Page<UserConversation>>> {
+            if store::get_user(c, &app_id, &id)?.is_none() {
+                return Err(ApiError::new(ErrorCode::UserNotFound, format!("user `{id}` does not exist")));
+            }
+            let page =
+                store::user_conversations(c, &app_id, &id, guest_access, query.limit, query.starting_after.as_deref())?;
+            let mut data = page.map_err(|UnknownCursor| {
+                ApiError::new(ErrorCode::InvalidRequest, "startingAfter names no conversation of this list")
+            })?;
+            for conv in guest_rooms {
+                if let Some(conversation) = store::conv_view(c, &app_id, &conv, guest_access)? {
+                    data.push(UserConversation { conversation, is_unread: false, unread_count: 0 });
+                }
+            }
+            Ok(Json(Page { data }))
+        })
+        .await
+}

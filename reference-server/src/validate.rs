@@ -1,0 +1,52 @@
+//! Field rules shared by several routes: custom maps and webhook URLs.
+
+use crate::error::ApiError;
+use supergroup_protocol::ErrorCode;
+use supergroup_protocol::limits::{MAX_CUSTOM_KEY_BYTES, MAX_CUSTOM_KEYS, MAX_CUSTOM_VALUE_BYTES};
+use supergroup_protocol::rest::Custom;
+
+/// 400 `invalid_custom` unless the map keeps its limits.
+pub fn custom(map: &Custom) -> Result<(), ApiError> {
+    custom_len(map.len())?;
+    for (k, v) in map {
+        if k.is_empty() || k.len() > MAX_CUSTOM_KEY_BYTES {
+            return Err(ApiError::new(
+                ErrorCode::InvalidCustom,
+                format!("custom keys must be 1 to {MAX_CUSTOM_KEY_BYTES} bytes"),
+            ));
+        }
+        if v.len() > MAX_CUSTOM_VALUE_BYTES {
+            return Err(ApiError::new(
+                ErrorCode::InvalidCustom,
+                format!("custom value of `{k}` is over {MAX_CUSTOM_VALUE_BYTES} bytes"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// 400 `invalid_custom` when a map would have too many keys.
+pub fn custom_len(n: usize) -> Result<(), ApiError> {
+    if n > MAX_CUSTOM_KEYS {
+        return Err(ApiError::new(
+            ErrorCode::InvalidCustom,
+            format!("custom may have at most {MAX_CUSTOM_KEYS} keys (it would have {n})"),
+        ));
+    }
+    Ok(())
+}
+
+/// 400 `invalid_webhook_url` unless `url` is an absolute http(s) URL with a host.
+pub fn webhook_url(url: &str) -> Result<(), ApiError> {
+    let ok = match url.split_once("://") {
+        Some((scheme, rest)) => {
+            (scheme == "http" || scheme == "https") && !rest.is_empty() && !rest.starts_with('/') && !url.contains(' ')
+        }
+        None => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::new(ErrorCode::InvalidWebhookUrl, "url must be an absolute http:// or https:// URL"))
+    }
+}
