@@ -57,8 +57,29 @@ impl Draft {
         }
     }
 
-    /// The field rules: text length, custom limits, idempotency key, sender id.
+    /// The field rules, in the order SPEC.md gives them: idempotency key,
+    /// sender id, text length, custom limits.
     pub fn check(&self) -> Result<(), ApiError> {
+        self.check_idempotency_key()?;
+        if let Some(s) = &self.sender {
+            check_id("sender", s)?;
+        }
+        self.check_content()
+    }
+
+    /// 400 `invalid_request` for an idempotency key out of 1..=255 bytes.
+    pub fn check_idempotency_key(&self) -> Result<(), ApiError> {
+        match &self.idempotency_key {
+            Some(k) if k.is_empty() || k.len() > MAX_IDEMPOTENCY_KEY_BYTES => Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                format!("idempotencyKey must be 1 to {MAX_IDEMPOTENCY_KEY_BYTES} bytes"),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// `message_too_long`, then `invalid_custom`.
+    pub fn check_content(&self) -> Result<(), ApiError> {
         let chars = self.text.chars().count();
         if chars > MAX_TEXT_CHARS {
             return Err(ApiError::new(
@@ -66,23 +87,13 @@ impl Draft {
                 format!("text has {chars} characters; at most {MAX_TEXT_CHARS} are allowed"),
             ));
         }
-        crate::validate::custom(&self.custom)?;
-        if let Some(k) = &self.idempotency_key
-            && (k.is_empty() || k.len() > MAX_IDEMPOTENCY_KEY_BYTES)
-        {
-            return Err(ApiError::new(
-                ErrorCode::InvalidRequest,
-                format!("idempotencyKey must be 1 to {MAX_IDEMPOTENCY_KEY_BYTES} bytes"),
-            ));
-        }
-        if let Some(s) = &self.sender {
-            check_id("sender", s)?;
-        }
-        Ok(())
+        crate::validate::custom(&self.custom)
     }
 }
 
-/// Stores `drafts` in `conv` as one transaction; returns each stored (or replayed) message.
+/// Stores `drafts` in `conv` as one transaction; returns each stored (or
+/// replayed) message. Items are checked in order, each fully (field rules,
+/// then sender), so the error is that of the first invalid item.
 pub async fn store(
     state: &AppState,
     app: &Arc<App>,
@@ -90,9 +101,6 @@ pub async fn store(
     drafts: Vec<Draft>,
     via: Via,
 ) -> Result<Vec<Message>, ApiError> {
-    for d in &drafts {
-        d.check()?;
-    }
     let (state2, app2, conv) = (state.clone(), app.clone(), conv.to_string());
     state
         .db
@@ -108,6 +116,7 @@ pub async fn store(
             let mut fresh = Vec::new();
             let now = crate::now_ms();
             for d in drafts {
+                d.check()?;
                 let sender_setting = d.sender.as_ref().and_then(|s| participants.get(s));
                 if let Some(sender) = &d.sender {
                     sender_may_send(&state, via, sender, sender_setting.map(|p| p.access))?;

@@ -112,7 +112,7 @@ pub fn ensure_user(c: &Connection, app: &str, id: &str, name: Option<&str>, now:
     Ok(n == 1)
 }
 
-/// Creates or merges a user: fields present in `u` replace the stored ones.
+/// Creates or merges a user: fields present in `u` replace the stored ones (`custom` as a whole map).
 pub fn upsert_user(c: &Connection, app: &str, id: &str, u: &UserUpsert, now: i64) -> Sql<()> {
     ensure_user(c, app, id, None, now)?;
     if let Some(name) = &u.name {
@@ -130,27 +130,16 @@ pub fn upsert_user(c: &Connection, app: &str, id: &str, u: &UserUpsert, now: i64
         c.execute("UPDATE users SET role = ?3 WHERE app = ?1 AND id = ?2", params![app, id, role])?;
     }
     if let Some(custom) = &u.custom {
-        merge_custom(c, "users", app, id, custom)?;
+        set_custom(c, "users", app, id, custom)?;
     }
     Ok(())
 }
 
-/// Merges `custom` into the stored map of a user or conversation.
-fn merge_custom(c: &Connection, table: &str, app: &str, id: &str, custom: &Custom) -> Sql<()> {
-    let sql = format!("SELECT custom FROM {table} WHERE app = ?1 AND id = ?2");
-    let mut stored: Custom = from_json(c.query_row(&sql, params![app, id], |r| r.get(0)).optional()?);
-    stored.extend(custom.iter().map(|(k, v)| (k.clone(), v.clone())));
+/// Replaces the stored custom map of a user or conversation.
+fn set_custom(c: &Connection, table: &str, app: &str, id: &str, custom: &Custom) -> Sql<()> {
     let sql = format!("UPDATE {table} SET custom = ?3 WHERE app = ?1 AND id = ?2");
-    c.execute(&sql, params![app, id, to_json(&stored)])?;
+    c.execute(&sql, params![app, id, to_json(custom)])?;
     Ok(())
-}
-
-/// How many keys the stored custom map of a user or conversation would have after merging `custom`.
-pub fn merged_custom_len(c: &Connection, table: &str, app: &str, id: &str, custom: &Custom) -> Sql<usize> {
-    let sql = format!("SELECT custom FROM {table} WHERE app = ?1 AND id = ?2");
-    let mut stored: Custom = from_json(c.query_row(&sql, params![app, id], |r| r.get(0)).optional()?);
-    stored.extend(custom.iter().map(|(k, v)| (k.clone(), v.clone())));
-    Ok(stored.len())
 }
 
 // ---- conversations ----
@@ -194,7 +183,7 @@ pub fn upsert_conv(c: &Connection, app: &str, id: &str, u: &ConversationUpsert, 
         c.execute("UPDATE conversations SET guest_access = ?3 WHERE app = ?1 AND id = ?2", params![app, id, ga])?;
     }
     if let Some(custom) = &u.custom {
-        merge_custom(c, "conversations", app, id, custom)?;
+        set_custom(c, "conversations", app, id, custom)?;
     }
     Ok(created)
 }

@@ -7,7 +7,12 @@ use supergroup_protocol::rest::Custom;
 
 /// 400 `invalid_custom` unless the map keeps its limits.
 pub fn custom(map: &Custom) -> Result<(), ApiError> {
-    custom_len(map.len())?;
+    if map.len() > MAX_CUSTOM_KEYS {
+        return Err(ApiError::new(
+            ErrorCode::InvalidCustom,
+            format!("custom may have at most {MAX_CUSTOM_KEYS} keys, not {}", map.len()),
+        ));
+    }
     for (k, v) in map {
         if k.is_empty() || k.len() > MAX_CUSTOM_KEY_BYTES {
             return Err(ApiError::new(
@@ -21,17 +26,6 @@ pub fn custom(map: &Custom) -> Result<(), ApiError> {
                 format!("custom value of `{k}` is over {MAX_CUSTOM_VALUE_BYTES} bytes"),
             ));
         }
-    }
-    Ok(())
-}
-
-/// 400 `invalid_custom` when a map would have too many keys.
-pub fn custom_len(n: usize) -> Result<(), ApiError> {
-    if n > MAX_CUSTOM_KEYS {
-        return Err(ApiError::new(
-            ErrorCode::InvalidCustom,
-            format!("custom may have at most {MAX_CUSTOM_KEYS} keys (it would have {n})"),
-        ));
     }
     Ok(())
 }

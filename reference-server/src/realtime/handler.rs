@@ -7,6 +7,7 @@
 //! frame had a readable one) and the connection stays open.
 
 use crate::error::ApiError;
+use crate::extract::check_id;
 use crate::hub::{Opened, Outbox, RoomKey};
 use crate::membership::encode;
 use crate::messaging::{self, Draft, Via};
@@ -16,13 +17,15 @@ use crate::violation::Violation;
 use std::sync::Arc;
 use supergroup_protocol::ErrorCode;
 use supergroup_protocol::frames::{ClientFrame, Role, ServerFrame, Ui};
-use supergroup_protocol::limits::{MAX_REF_BYTES, is_valid_id};
-use supergroup_protocol::rest::{Custom, MessageType};
+use supergroup_protocol::limits::MAX_REF_BYTES;
+use supergroup_protocol::rest::{Access, Custom, MessageType};
 
 /// What `open` needs to know of a conversation.
 struct Facts {
     guest_access: bool,
     participants: Vec<String>,
+    /// Participants with `Read` access.
+    read_only: Vec<String>,
 }
 
 /// The per-connection frame handler.
@@ -57,7 +60,7 @@ impl Handler {
             Err(e) => return self.error(None, ApiError::new(ErrorCode::InvalidFrame, format!("not JSON: {e}"))),
         };
         let reference = match value.get("ref") {
-            None => None,
+            None | Some(serde_json::Value::Null) => None,
             Some(serde_json::Value::String(r)) if r.len() <= MAX_REF_BYTES => Some(r.clone()),
             Some(_) => {
                 let msg = format!("ref must be a string of at most {MAX_REF_BYTES} bytes");
@@ -86,17 +89,17 @@ impl Handler {
 
     /// What `open` needs to know of a conversation, or `conversation_not_found`.
     async fn facts(&self, conv: &str) -> Result<Facts, ApiError> {
-        if !is_valid_id(conv) {
-            return Err(ApiError::new(ErrorCode::InvalidId, "conversationId breaks the id rule"));
-        }
+        check_id("conversationId", conv)?;
         let (app_id, c, default_access) = (self.app.config.id.clone(), conv.to_string(), self.app.config.guest_access);
         let found = self
             .state
             .db
             .call(move |db| -> rusqlite::Result<Option<Facts>> {
                 let Some(row) = store::get_conv(db, &app_id, &c)? else { return Ok(None) };
-                let participants = store::participants(db, &app_id, &c)?.into_keys().collect();
-                Ok(Some(Facts { guest_access: row.guest_access.unwrap_or(default_access), participants }))
+                let all = store::participants(db, &app_id, &c)?;
+                let read_only = all.iter().filter(|(_, p)| p.access == Access::Read).map(|(u, _)| u.clone()).collect();
+                let participants = all.into_keys().collect();
+                Ok(Some(Facts { guest_access: row.guest_access.unwrap_or(default_access), participants, read_only }))
             })
             .await?;
         found.ok_or_else(|| ApiError::conversation_not_found(conv))
@@ -149,6 +152,7 @@ impl Handler {
     }
 
     fn close(&mut self, reference: Option<String>, conv: &str) -> Result<(), ApiError> {
+        check_id("conversationId", conv)?;
         let room = self.app.room(conv);
         self.state.hub.close(&room, self.out.id);
         self.opened.retain(|k| k != &room);
@@ -180,8 +184,14 @@ impl Handler {
             custom: custom.unwrap_or_default(),
             idempotency_key,
         };
-        draft.check()?;
+        // SPEC.md's order: invalid_frame, invalid_id, conversation_not_found,
+        // not_open, read_only, message_too_long, invalid_custom.
+        draft.check_idempotency_key().map_err(|e| ApiError::new(ErrorCode::InvalidFrame, e.message))?;
         let role = self.role_in(conv).await?;
+        if role == Role::Participant && self.facts(conv).await?.read_only.iter().any(|u| **u == *self.out.user) {
+            return Err(ApiError::new(ErrorCode::ReadOnly, "you have Read access to this conversation"));
+        }
+        draft.check_content()?;
         let stored = messaging::store(&self.state, &self.app, conv, vec![draft], Via::Realtime(role)).await?;
         let msg = stored.into_iter().next().expect("one draft, one message");
         self.reply(&ServerFrame::Ack { reference, message_id: msg.id, created_at: msg.created_at });

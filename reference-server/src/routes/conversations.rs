@@ -43,9 +43,6 @@ pub async fn put_conversation(
         .call(move |c| -> ApiResult<Vec<String>> {
             let app_id = ap.config.id.as_str();
             let tx = c.transaction()?;
-            if let Some(custom) = &body.custom {
-                crate::validate::custom_len(store::merged_custom_len(&tx, "conversations", app_id, &conv, custom)?)?;
-            }
             store::upsert_conv(&tx, app_id, &conv, &body, crate::now_ms())?;
             let added = membership::admit(&st, &ap, &tx, &conv, &listed, ParticipantSettings::default())?;
             tx.commit()?;

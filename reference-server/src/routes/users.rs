@@ -27,14 +27,10 @@ pub async fn put_user(
     let app_id = app.config.id.clone();
     state
         .db
-        .call(move |c| -> ApiResult<()> {
+        .call(move |c| -> rusqlite::Result<()> {
             let tx = c.transaction()?;
-            if let Some(custom) = &body.custom {
-                crate::validate::custom_len(store::merged_custom_len(&tx, "users", &app_id, &id, custom)?)?;
-            }
             store::upsert_user(&tx, &app_id, &id, &body, crate::now_ms())?;
-            tx.commit()?;
-            Ok(())
+            tx.commit()
         })
         .await?;
     Ok(empty())
