@@ -1,0 +1,171 @@
+//! The command line: `supergroup-load [run] [FLAGS]` runs a load test (`run`
+//! is the default subcommand, so the first command of the README needs no
+//! arguments), `supergroup-load server ...` is the reference server (the load
+//! generator re-executes itself with it to get a local server in its own
+//! process), and `supergroup-load compare A B` compares two runs. Workload
+//! flags are optional: an unset flag takes its value from `--profile`, else
+//! from the defaults of [`crate::plan::Workload::DEFAULT`].
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use supergroup_server::cli::ServerArgs;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "supergroup-load",
+    version,
+    about = "Load generator for Super Group Chat servers: thousands of guests, honest fan-out latency, charts and a verdict",
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Flags of `run`, accepted without the word `run`.
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a load test (the default subcommand).
+    Run(RunArgs),
+    /// Run the reference server in this process (the load generator starts its local server this way).
+    Server(ServerArgs),
+    /// Compare two runs: `compare A/summary.json B/summary.json`.
+    Compare(CompareArgs),
+}
+
+/// A named workload shape; explicit flags override its values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    /// A big quiet room: 1,000 guests, 5 talkers at 1 message/s each, 200-byte messages.
+    Lobby,
+    /// A livestream shout box: 5,000 guests, 50 talkers at 2 messages/s each, 80-byte messages.
+    Shoutbox,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Server to load, e.g. http://127.0.0.1:8080; without it a local reference server is started.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// App id on the target.
+    #[arg(long, default_value = "demo")]
+    pub app_id: String,
+    /// App secret on the target (REST bearer token and JWT key).
+    #[arg(long, default_value = "sk_demo")]
+    pub secret: String,
+    /// Workload shape: lobby or shoutbox.
+    #[arg(long, value_enum)]
+    pub profile: Option<Profile>,
+    /// Guests in total (each one WebSocket that opens a conversation as a guest and receives).
+    #[arg(long)]
+    pub guests: Option<usize>,
+    /// Talkers in total (participants who send on a fixed schedule); at least one per conversation.
+    #[arg(long)]
+    pub talkers: Option<usize>,
+    /// Conversations; guests and talkers are spread across them round robin.
+    #[arg(long)]
+    pub conversations: Option<usize>,
+    /// REST readers (users that page history and a user's conversation list, once a second each).
+    #[arg(long)]
+    pub readers: Option<usize>,
+    /// Messages per second sent by each talker (open model: a fixed schedule, late sends are not forgiven).
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Bytes of text per message.
+    #[arg(long)]
+    pub message_bytes: Option<usize>,
+    /// Connections opened per second while ramping up.
+    #[arg(long)]
+    pub ramp: Option<f64>,
+    /// How long the talkers send, e.g. 10s, 1m, 500ms.
+    #[arg(long, value_parser = parse_secs)]
+    pub duration: Option<f64>,
+    /// Time between the end of the ramp and the first message, for the last connections to settle.
+    #[arg(long, value_parser = parse_secs, default_value = "2s")]
+    pub settle: f64,
+    /// Time after the last message for deliveries in flight; what has not arrived then is lost.
+    #[arg(long, value_parser = parse_secs, default_value = "3s")]
+    pub drain: f64,
+    /// Pass/fail rule, repeatable: 'fanout.p99<50ms', 'loss==0', 'errors==0', 'connect.p95<1s'.
+    #[arg(long = "threshold", value_name = "EXPR")]
+    pub thresholds: Vec<String>,
+    /// Report folder (default: reports/load/<UTC timestamp>/ at the workspace root).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Sample this process's CPU and memory once a second (a server on this machine given by --target).
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// Outbound queue (frames) of each connection of the local server before it closes a slow consumer.
+    #[arg(long, default_value_t = 1024)]
+    pub server_outbound_queue: usize,
+    /// Executable that provides the `server` subcommand (default: this one).
+    #[arg(long, hide = true)]
+    pub server_exe: Option<PathBuf>,
+    /// No live progress line.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CompareArgs {
+    /// The baseline run's summary.json (or its folder).
+    pub a: PathBuf,
+    /// The candidate run's summary.json (or its folder).
+    pub b: PathBuf,
+    /// Where to write compare.md, compare.html and the overlay chart (default: reports/load/compare-<timestamp>/).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// A figure that gets worse by more than this many percent is a regression.
+    #[arg(long, default_value_t = 10.0)]
+    pub tolerance: f64,
+}
+
+/// Parses `10s`, `1.5s`, `500ms`, `2m`, `1h` or a bare number of seconds.
+pub fn parse_secs(s: &str) -> Result<f64, String> {
+    let s = s.trim();
+    let (num, scale) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 1e-3)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = s.strip_suffix('m') {
+        (n, 60.0)
+    } else if let Some(n) = s.strip_suffix('h') {
+        (n, 3600.0)
+    } else {
+        (s, 1.0)
+    };
+    let v: f64 = num.trim().parse().map_err(|_| format!("`{s}` is not a duration (e.g. 10s, 500ms, 2m)"))?;
+    if !v.is_finite() || v < 0.0 {
+        return Err(format!("`{s}` must be a duration of zero or more"));
+    }
+    Ok(v * scale)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_secs("10s"), Ok(10.0));
+        assert_eq!(parse_secs("500ms"), Ok(0.5));
+        assert_eq!(parse_secs("2m"), Ok(120.0));
+        assert_eq!(parse_secs("3"), Ok(3.0));
+        assert!(parse_secs("-1s").is_err());
+        assert!(parse_secs("fast").is_err());
+    }
+
+    #[test]
+    fn run_is_the_default_subcommand() {
+        let cli = Cli::try_parse_from(["supergroup-load", "--guests", "5"]).unwrap();
+        assert!(cli.command.is_none());
+        assert_eq!(cli.run.guests, Some(5));
+        let cli = Cli::try_parse_from(["supergroup-load", "compare", "a", "b"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Compare(_))));
+        let cli = Cli::try_parse_from(["supergroup-load", "server", "--listen", "127.0.0.1:0"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Server(_))));
+    }
+}

@@ -1,0 +1,46 @@
+//! # supergroup-load
+//!
+//! A load generator for Super Group Chat servers: thousands of guests hold a
+//! WebSocket each with one conversation open, talkers send on a fixed
+//! schedule, and every delivery to every guest is timed from the message's
+//! intended send time and checked for loss, duplication and order. goose
+//! drives the users and reports the request/response side; the fan-out side
+//! (which no request/response tool measures) is recorded here in HDR
+//! histograms. The result is a report folder with `summary.json`,
+//! `report.md`, `report.html` (charts inline) and goose's own report, and a
+//! verdict from k6-style thresholds.
+//!
+//! # Layout
+//! - [`cli`]: flags; `run` (default), `server`, `compare`.
+//! - [`plan`]: the workload (flags over profile), who joins which room, ids, the schedule.
+//! - [`run`]: one run from start to report.
+//! - [`local_server`]: the reference server as a child process; [`procstat`] samples its CPU and RSS.
+//! - [`fdlimit`]: open-file limit check (one socket per guest on each side).
+//! - [`scenarios`]: goose scenarios (guests, talkers, REST readers) and their transactions.
+//! - [`guest`]: joining a conversation and a guest's receive task (stamps arrivals before parsing).
+//! - [`talker`]: the open-model sender and its ack reader.
+//! - [`clock`]: the run's one monotonic clock, in µs.
+//! - [`recorder`]: histograms, counters, errors, time series; [`completeness`]: per-guest exactly-once-in-order check.
+//! - [`thresholds`]: `fanout.p99<50ms` rules.
+//! - [`report`]: summary.json, report.md, report.html; [`charts`]: plotters SVG charts.
+//! - [`compare`]: two runs side by side.
+//! - [`progress`]: the live progress line.
+
+pub mod charts;
+pub mod cli;
+pub mod clock;
+pub mod compare;
+pub mod completeness;
+pub mod context;
+pub mod fdlimit;
+pub mod guest;
+pub mod local_server;
+pub mod plan;
+pub mod procstat;
+pub mod progress;
+pub mod recorder;
+pub mod report;
+pub mod run;
+pub mod scenarios;
+pub mod talker;
+pub mod thresholds;

@@ -1,0 +1,263 @@
+//! The resolved plan of a run: the workload (flags over profile over
+//! defaults), who goes where (guest `g` and talker `k` join conversation
+//! `g % conversations` and `k % conversations`), the ids used on the server
+//! (prefixed with a run id so runs against one server never share a room),
+//! and the schedule on the run clock: ramp, settle, send window, drain.
+
+use crate::cli::{Profile, RunArgs};
+use serde::{Deserialize, Serialize};
+use supergroup_protocol::limits::MAX_TEXT_CHARS;
+
+/// What the users do.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Workload {
+    pub guests: usize,
+    pub talkers: usize,
+    pub conversations: usize,
+    pub readers: usize,
+    /// Messages per second per talker.
+    pub rate: f64,
+    pub message_bytes: usize,
+    /// Connections per second while ramping up.
+    pub ramp: f64,
+    /// Seconds of sending.
+    pub duration: f64,
+}
+
+impl Workload {
+    /// No profile: small enough to run in a few seconds on a laptop.
+    pub const DEFAULT: Workload = Workload {
+        guests: 100,
+        talkers: 1,
+        conversations: 1,
+        readers: 1,
+        rate: 10.0,
+        message_bytes: 100,
+        ramp: 500.0,
+        duration: 10.0,
+    };
+
+    /// The values of a named profile.
+    pub fn of_profile(profile: Option<Profile>) -> Workload {
+        match profile {
+            None => Workload::DEFAULT,
+            Some(Profile::Lobby) => Workload {
+                guests: 1_000,
+                talkers: 5,
+                rate: 1.0,
+                message_bytes: 200,
+                duration: 30.0,
+                ..Workload::DEFAULT
+            },
+            Some(Profile::Shoutbox) => Workload {
+                guests: 5_000,
+                talkers: 50,
+                rate: 2.0,
+                message_bytes: 80,
+                duration: 30.0,
+                ..Workload::DEFAULT
+            },
+        }
+    }
+
+    /// Flags over the profile.
+    pub fn resolve(args: &RunArgs) -> Workload {
+        let base = Workload::of_profile(args.profile);
+        Workload {
+            guests: args.guests.unwrap_or(base.guests),
+            talkers: args.talkers.unwrap_or(base.talkers),
+            conversations: args.conversations.unwrap_or(base.conversations),
+            readers: args.readers.unwrap_or(base.readers),
+            rate: args.rate.unwrap_or(base.rate),
+            message_bytes: args.message_bytes.unwrap_or(base.message_bytes),
+            ramp: args.ramp.unwrap_or(base.ramp),
+            duration: args.duration.unwrap_or(base.duration),
+        }
+    }
+
+    /// Refuses shapes that cannot be run or measured.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.conversations >= 1, "--conversations must be at least 1");
+        anyhow::ensure!(
+            self.talkers >= self.conversations,
+            "--talkers ({}) must be at least --conversations ({}): every conversation needs someone who sends",
+            self.talkers,
+            self.conversations
+        );
+        anyhow::ensure!(self.rate > 0.0 && self.rate.is_finite(), "--rate must be above 0");
+        anyhow::ensure!(self.ramp > 0.0 && self.ramp.is_finite(), "--ramp must be above 0");
+        anyhow::ensure!(self.duration > 0.0, "--duration must be above 0");
+        anyhow::ensure!(
+            self.message_bytes <= MAX_TEXT_CHARS,
+            "--message-bytes must be at most {MAX_TEXT_CHARS} (the protocol's longest text)"
+        );
+        anyhow::ensure!(
+            self.messages_per_talker() <= 10_000_000,
+            "--rate × --duration is over 10 million messages per talker"
+        );
+        Ok(())
+    }
+
+    /// Messages each talker sends: one every `1/rate` s over the duration.
+    pub fn messages_per_talker(&self) -> u64 {
+        ((self.rate * self.duration).floor() as u64).max(1)
+    }
+
+    /// Users goose starts: guests, talkers and readers.
+    pub fn users(&self) -> usize {
+        self.guests + self.talkers + self.readers
+    }
+
+    /// Guests in conversation `c` (round robin).
+    pub fn guests_in(&self, c: usize) -> usize {
+        count_round_robin(self.guests, self.conversations, c)
+    }
+
+    /// Talkers in conversation `c` (round robin).
+    pub fn talkers_in(&self, c: usize) -> usize {
+        count_round_robin(self.talkers, self.conversations, c)
+    }
+
+    /// The most guests any conversation gets.
+    pub fn max_guests_per_conversation(&self) -> usize {
+        self.guests.div_ceil(self.conversations)
+    }
+
+    /// The most talkers any conversation gets.
+    pub fn max_talkers_per_conversation(&self) -> usize {
+        self.talkers.div_ceil(self.conversations)
+    }
+}
+
+fn count_round_robin(n: usize, buckets: usize, b: usize) -> usize {
+    n / buckets + usize::from(b < n % buckets)
+}
+
+/// When things happen, in seconds on the run clock.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct Schedule {
+    /// Users are started over `[0, ramp_end)`.
+    pub ramp_end: f64,
+    /// The first message's intended time.
+    pub send_start: f64,
+    /// No message is intended after this.
+    pub send_end: f64,
+    /// Deliveries are counted until here; users stop after it.
+    pub drain_end: f64,
+}
+
+impl Schedule {
+    pub fn new(w: &Workload, settle: f64, drain: f64) -> Schedule {
+        let ramp_end = w.users() as f64 / w.ramp;
+        let send_start = ramp_end + settle;
+        let send_end = send_start + w.duration;
+        Schedule { ramp_end, send_start, send_end, drain_end: send_end + drain }
+    }
+
+    /// The intended time of message `seq` of a talker sending `rate` per second, in µs.
+    pub fn intended_micros(&self, seq: u64, rate: f64) -> u64 {
+        ((self.send_start + seq as f64 / rate) * 1e6) as u64
+    }
+
+    /// Seconds goose keeps every user after the ramp (whole seconds, rounded up).
+    pub fn hold_secs(&self) -> u64 {
+        (self.drain_end - self.ramp_end).ceil().max(1.0) as u64
+    }
+}
+
+/// Everything a user needs to know about the run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Plan {
+    pub workload: Workload,
+    pub schedule: Schedule,
+    /// Prefix of every id this run creates on the server.
+    pub run_id: String,
+    pub app_id: String,
+    /// The app secret; never written to a report.
+    #[serde(skip)]
+    pub secret: String,
+    /// The server's origin, e.g. `http://127.0.0.1:8080`.
+    pub base_url: String,
+}
+
+impl Plan {
+    pub fn conversation_id(&self, c: usize) -> String {
+        format!("{}-room-{c}", self.run_id)
+    }
+
+    pub fn talker_id(&self, k: usize) -> String {
+        format!("{}-talker-{k}", self.run_id)
+    }
+
+    pub fn guest_id(&self, g: usize) -> String {
+        format!("{}-guest-{g}", self.run_id)
+    }
+
+    pub fn reader_id(&self, r: usize) -> String {
+        format!("{}-reader-{r}", self.run_id)
+    }
+
+    /// The conversation of guest `g`.
+    pub fn guest_conversation(&self, g: usize) -> usize {
+        g % self.workload.conversations
+    }
+
+    /// The conversation of talker `k`.
+    pub fn talker_conversation(&self, k: usize) -> usize {
+        k % self.workload.conversations
+    }
+
+    /// Talkers of conversation `c`, by their global index; local index `i` is `c + i * conversations`.
+    pub fn talkers_of(&self, c: usize) -> impl Iterator<Item = usize> + '_ {
+        (c..self.workload.talkers).step_by(self.workload.conversations)
+    }
+
+    /// The position of talker `k` among the talkers of its conversation.
+    pub fn talker_local_index(&self, k: usize) -> usize {
+        k / self.workload.conversations
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_robin_counts_add_up() {
+        let w = Workload { guests: 10, talkers: 4, conversations: 3, ..Workload::DEFAULT };
+        assert_eq!((0..3).map(|c| w.guests_in(c)).collect::<Vec<_>>(), vec![4, 3, 3]);
+        assert_eq!((0..3).map(|c| w.talkers_in(c)).sum::<usize>(), 4);
+        assert_eq!(w.max_guests_per_conversation(), 4);
+    }
+
+    #[test]
+    fn schedule_and_talker_layout() {
+        let w = Workload {
+            guests: 98,
+            talkers: 2,
+            readers: 0,
+            ramp: 50.0,
+            duration: 10.0,
+            rate: 10.0,
+            ..Workload::DEFAULT
+        };
+        let s = Schedule::new(&w, 2.0, 3.0);
+        assert_eq!(s.ramp_end, 2.0);
+        assert_eq!(s.send_start, 4.0);
+        assert_eq!(s.drain_end, 17.0);
+        assert_eq!(s.intended_micros(5, 10.0), 4_500_000);
+        assert_eq!(w.messages_per_talker(), 100);
+        let p = Plan {
+            workload: Workload { conversations: 2, talkers: 5, ..w },
+            schedule: s,
+            run_id: "r".into(),
+            app_id: "a".into(),
+            secret: "s".into(),
+            base_url: "http://x".into(),
+        };
+        assert_eq!(p.talkers_of(1).collect::<Vec<_>>(), vec![1, 3]);
+        assert_eq!(p.talker_local_index(3), 1);
+        assert!(w.validate().is_ok());
+        assert!(Workload { talkers: 1, conversations: 2, ..w }.validate().is_err());
+    }
+}

@@ -1,0 +1,501 @@
+//! The shared recorder of a run: HDR histograms at microsecond resolution,
+//! counters, errors by code, a per-second time series, and the per-message
+//! and per-guest facts that the completeness count needs at the end.
+//!
+//! The hot path is one delivery at one guest (10,000 guests × 10 messages/s =
+//! 100,000 a second). It takes one of [`SHARDS`] mutexes, chosen by guest, to
+//! record into a fan-out histogram, and updates the message's slot with
+//! atomics; nothing else is shared. Once a second [`Recorder::tick`] swaps out
+//! each shard's histogram of that second and merges them into one point of
+//! the time series (so the series is by sampling second, like wrk2's
+//! intervals). Each guest keeps its own [`DeliveryTracker`] without a lock
+//! and hands it over when it stops. No std lock here is held across an
+//! `.await`: every method is synchronous.
+
+use crate::clock::Clock;
+use crate::completeness::DeliveryTracker;
+use crate::plan::Plan;
+use crate::procstat::ProcSample;
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+/// Highest latency a histogram holds, in µs (one hour); larger values are clamped to it.
+pub const MAX_MICROS: u64 = 3_600_000_000;
+/// Fan-out shards: enough that guests on two cores rarely wait for each other.
+pub const SHARDS: usize = 8;
+/// A slot value meaning "has not happened".
+const NEVER: u64 = u64::MAX;
+
+/// A histogram of microseconds with 3 significant digits.
+pub fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_MICROS, 3).expect("constant bounds are valid")
+}
+
+/// A histogram of microseconds with 2 significant digits, for one second of the time series.
+fn coarse_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_MICROS, 2).expect("constant bounds are valid")
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while recording leaves plain numbers behind: still worth reporting.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// One message's life, written by its talker and by every guest that receives it.
+#[derive(Debug)]
+struct MessageSlot {
+    /// Intended send time (µs), or [`NEVER`] while unsent.
+    intended: AtomicU64,
+    /// When the frame was written to the socket (µs).
+    sent: AtomicU64,
+    /// When the ack arrived (µs), or [`NEVER`].
+    acked: AtomicU64,
+    /// Latest arrival at any guest (µs).
+    last_arrival: AtomicU64,
+    /// Deliveries to guests, duplicates included.
+    deliveries: AtomicU64,
+}
+
+impl MessageSlot {
+    fn new() -> MessageSlot {
+        MessageSlot {
+            intended: AtomicU64::new(NEVER),
+            sent: AtomicU64::new(NEVER),
+            acked: AtomicU64::new(NEVER),
+            last_arrival: AtomicU64::new(0),
+            deliveries: AtomicU64::new(0),
+        }
+    }
+}
+
+/// One shard of the fan-out histograms.
+#[derive(Debug)]
+struct Shard {
+    /// Every delivery of the run.
+    total: Histogram<u64>,
+    /// Deliveries since the last tick.
+    second: Histogram<u64>,
+}
+
+/// Histograms of the operations that are not deliveries.
+#[derive(Debug)]
+struct Ops {
+    connect: Histogram<u64>,
+    open: Histogram<u64>,
+    ack: Histogram<u64>,
+}
+
+/// Live counters (read by the progress line and the time series).
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Guest WebSockets connected now.
+    pub guests_connected: AtomicU64,
+    /// Guests that have their conversation open now.
+    pub guests_open: AtomicU64,
+    /// Guests that ever opened.
+    pub guests_opened: AtomicU64,
+    pub guest_connect_failed: AtomicU64,
+    pub guest_open_failed: AtomicU64,
+    /// Guests whose connection the server closed before the end (e.g. 1008 slow consumer).
+    pub guests_closed_by_server: AtomicU64,
+    pub talkers_open: AtomicU64,
+    pub sent: AtomicU64,
+    pub acked: AtomicU64,
+    pub send_failed: AtomicU64,
+    /// Deliveries of this run's messages to guests, duplicates included.
+    pub delivered: AtomicU64,
+    pub rest_requests: AtomicU64,
+}
+
+/// What one guest did, handed over when it stops.
+#[derive(Debug, Clone)]
+pub struct GuestOutcome {
+    pub conversation: usize,
+    /// When its `opened` arrived (µs).
+    pub opened_at: u64,
+    /// When the server closed it, if the server did (µs).
+    pub closed_by_server_at: Option<u64>,
+    pub tracker: DeliveryTracker,
+}
+
+/// One point of the time series.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SecondSample {
+    /// Seconds since the run started.
+    pub t: f64,
+    pub guests_connected: u64,
+    pub guests_open: u64,
+    pub sent: u64,
+    pub delivered: u64,
+    /// Deliveries during this second.
+    pub deliveries: u64,
+    /// Fan-out latency of this second's deliveries, ms.
+    pub p50_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    pub max_ms: Option<f64>,
+    pub server_cpu_pct: Option<f64>,
+    pub server_rss_kib: Option<u64>,
+}
+
+/// Completeness over all guests.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Completeness {
+    /// Deliveries that had to happen: for each guest, every acked message sent after it opened.
+    pub expected: u64,
+    /// Deliveries of this run's messages, duplicates included.
+    pub delivered: u64,
+    pub missing: u64,
+    /// Of `missing`, those sent after the server had closed that guest's connection.
+    pub missing_after_server_close: u64,
+    pub duplicates: u64,
+    pub out_of_order: u64,
+    /// Frames that looked like this run's messages but name no message it could have sent.
+    pub unexpected: u64,
+    /// `missing / expected` (0 when nothing was expected).
+    pub loss_ratio: f64,
+    /// Guests that reported.
+    pub guests: u64,
+    /// Guests that received every expected message exactly once, in order.
+    pub guests_complete: u64,
+}
+
+/// Everything recorded, taken at the end of the run.
+#[derive(Debug)]
+pub struct Finished {
+    pub fanout: Histogram<u64>,
+    pub time_to_last: Histogram<u64>,
+    pub connect: Histogram<u64>,
+    pub open: Histogram<u64>,
+    pub ack: Histogram<u64>,
+    pub completeness: Completeness,
+    pub errors: BTreeMap<String, u64>,
+    pub series: Vec<SecondSample>,
+    /// Messages written to a socket and messages acked.
+    pub sent: u64,
+    pub acked: u64,
+    pub send_failed: u64,
+    pub guests_opened: u64,
+    pub guest_connect_failed: u64,
+    pub guest_open_failed: u64,
+    pub guests_closed_by_server: u64,
+    /// Guests whose `opened` arrived after the first message was due.
+    pub guests_opened_late: u64,
+    pub rest_requests: u64,
+}
+
+struct Inner {
+    clock: Clock,
+    plan: Plan,
+    shards: Vec<Mutex<Shard>>,
+    ops: Mutex<Ops>,
+    /// `talkers × per_talker` slots, talker-major.
+    slots: Vec<MessageSlot>,
+    counters: Counters,
+    errors: Mutex<BTreeMap<String, u64>>,
+    guests: Mutex<Vec<GuestOutcome>>,
+    series: Mutex<Vec<SecondSample>>,
+}
+
+/// A cheap-clone handle to the run's recorder.
+#[derive(Clone)]
+pub struct Recorder {
+    inner: Arc<Inner>,
+}
+
+impl Recorder {
+    pub fn new(clock: Clock, plan: Plan) -> Recorder {
+        let n = plan.workload.talkers * plan.workload.messages_per_talker() as usize;
+        let shards =
+            (0..SHARDS).map(|_| Mutex::new(Shard { total: histogram(), second: coarse_histogram() })).collect();
+        Recorder {
+            inner: Arc::new(Inner {
+                clock,
+                plan,
+                shards,
+                ops: Mutex::new(Ops { connect: histogram(), open: histogram(), ack: histogram() }),
+                slots: (0..n).map(|_| MessageSlot::new()).collect(),
+                counters: Counters::default(),
+                errors: Mutex::new(BTreeMap::new()),
+                guests: Mutex::new(Vec::new()),
+                series: Mutex::new(Vec::new()),
+            }),
+        }
+    }
+
+    pub fn clock(&self) -> Clock {
+        self.inner.clock
+    }
+
+    pub fn plan(&self) -> &Plan {
+        &self.inner.plan
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.inner.counters
+    }
+
+    fn slot(&self, talker: usize, seq: u64) -> Option<&MessageSlot> {
+        let per = self.inner.plan.workload.messages_per_talker();
+        if seq >= per {
+            return None;
+        }
+        self.inner.slots.get(talker * per as usize + seq as usize)
+    }
+
+    /// One delivery of message `seq` of (global) talker `talker`, intended at
+    /// `intended` µs, arrived at `arrival` µs, at a guest using `shard`.
+    pub fn delivery(&self, shard: usize, talker: usize, seq: u64, intended: u64, arrival: u64) {
+        let latency = arrival.saturating_sub(intended).max(1);
+        {
+            let mut s = lock(&self.inner.shards[shard % SHARDS]);
+            s.total.saturating_record(latency);
+            s.second.saturating_record(latency);
+        }
+        if let Some(slot) = self.slot(talker, seq) {
+            slot.last_arrival.fetch_max(arrival, Relaxed);
+            slot.deliveries.fetch_add(1, Relaxed);
+        }
+        self.inner.counters.delivered.fetch_add(1, Relaxed);
+    }
+
+    pub fn connect_time(&self, d: Duration) {
+        lock(&self.inner.ops).connect.saturating_record(micros(d));
+    }
+
+    pub fn open_time(&self, d: Duration) {
+        lock(&self.inner.ops).open.saturating_record(micros(d));
+    }
+
+    /// Talker `talker` wrote message `seq` (intended at `intended` µs) at `sent` µs.
+    pub fn message_sent(&self, talker: usize, seq: u64, intended: u64, sent: u64) {
+        if let Some(slot) = self.slot(talker, seq) {
+            slot.intended.store(intended, Relaxed);
+            slot.sent.store(sent, Relaxed);
+        }
+        self.inner.counters.sent.fetch_add(1, Relaxed);
+    }
+
+    /// The ack of message `seq` of talker `talker` arrived at `at` µs; returns
+    /// the latency from the message's intended send time.
+    pub fn message_acked(&self, talker: usize, seq: u64, at: u64) -> Option<Duration> {
+        let slot = self.slot(talker, seq)?;
+        let intended = slot.intended.load(Relaxed);
+        if intended == NEVER || slot.acked.swap(at, Relaxed) != NEVER {
+            self.error("ack: for a message not sent or acked twice");
+            return None;
+        }
+        let latency = at.saturating_sub(intended).max(1);
+        lock(&self.inner.ops).ack.saturating_record(latency);
+        self.inner.counters.acked.fetch_add(1, Relaxed);
+        Some(Duration::from_micros(latency))
+    }
+
+    /// Counts one error under `what`, e.g. `open: guest_limit_reached` or `close: 1008 slow consumer`.
+    pub fn error(&self, what: impl Into<String>) {
+        *lock(&self.inner.errors).entry(what.into()).or_insert(0) += 1;
+    }
+
+    /// A guest stopped; its deliveries are judged at the end.
+    pub fn guest_finished(&self, outcome: GuestOutcome) {
+        lock(&self.inner.guests).push(outcome);
+    }
+
+    /// Guests that have stopped and reported.
+    pub fn guests_finished(&self) -> usize {
+        lock(&self.inner.guests).len()
+    }
+
+    /// Closes one second of the time series and returns it.
+    pub fn tick(&self, server: Option<ProcSample>) -> SecondSample {
+        let mut second = coarse_histogram();
+        for shard in &self.inner.shards {
+            let mut s = lock(shard);
+            let _ = second.add(&s.second);
+            s.second.reset();
+        }
+        let c = &self.inner.counters;
+        let q = |h: &Histogram<u64>, p: f64| (!h.is_empty()).then(|| h.value_at_quantile(p) as f64 / 1000.0);
+        let sample = SecondSample {
+            t: self.inner.clock.now_secs(),
+            guests_connected: c.guests_connected.load(Relaxed),
+            guests_open: c.guests_open.load(Relaxed),
+            sent: c.sent.load(Relaxed),
+            delivered: c.delivered.load(Relaxed),
+            deliveries: second.len(),
+            p50_ms: q(&second, 0.5),
+            p99_ms: q(&second, 0.99),
+            max_ms: (!second.is_empty()).then(|| second.max() as f64 / 1000.0),
+            server_cpu_pct: server.and_then(|s| s.cpu_pct),
+            server_rss_kib: server.map(|s| s.rss_kib),
+        };
+        lock(&self.inner.series).push(sample.clone());
+        sample
+    }
+
+    /// The fan-out p99 of the whole run so far, ms.
+    pub fn fanout_p99_ms(&self) -> Option<f64> {
+        let mut all = histogram();
+        for shard in &self.inner.shards {
+            let _ = all.add(&lock(shard).total);
+        }
+        (!all.is_empty()).then(|| all.value_at_quantile(0.99) as f64 / 1000.0)
+    }
+
+    /// Takes everything recorded and judges completeness.
+    pub fn finish(&self) -> Finished {
+        let plan = &self.inner.plan;
+        let per = plan.workload.messages_per_talker();
+        let mut fanout = histogram();
+        for shard in &self.inner.shards {
+            let _ = fanout.add(&lock(shard).total);
+        }
+        let mut time_to_last = histogram();
+        for slot in &self.inner.slots {
+            let intended = slot.intended.load(Relaxed);
+            if intended != NEVER && slot.deliveries.load(Relaxed) > 0 {
+                time_to_last.saturating_record(slot.last_arrival.load(Relaxed).saturating_sub(intended).max(1));
+            }
+        }
+        // Per conversation: (local talker, seq, sent µs) of every acked message.
+        let acked: Vec<Vec<(usize, u64, u64)>> = (0..plan.workload.conversations)
+            .map(|c| {
+                plan.talkers_of(c)
+                    .enumerate()
+                    .flat_map(|(local, k)| {
+                        (0..per).filter_map(move |seq| {
+                            let slot = self.slot(k, seq)?;
+                            (slot.acked.load(Relaxed) != NEVER).then(|| (local, seq, slot.sent.load(Relaxed)))
+                        })
+                    })
+                    .collect()
+            })
+            .collect();
+        let mut comp = Completeness::default();
+        let send_start = (plan.schedule.send_start * 1e6) as u64;
+        let mut guests_opened_late = 0;
+        for g in lock(&self.inner.guests).iter() {
+            guests_opened_late += u64::from(g.opened_at > send_start);
+            let expected: Vec<(usize, u64, u64)> =
+                acked[g.conversation].iter().copied().filter(|&(_, _, sent)| sent >= g.opened_at).collect();
+            let missing: Vec<(usize, u64, u64)> =
+                expected.iter().copied().filter(|&(t, s, _)| !g.tracker.received(t, s)).collect();
+            comp.guests += 1;
+            comp.expected += expected.len() as u64;
+            comp.missing += missing.len() as u64;
+            if let Some(closed) = g.closed_by_server_at {
+                comp.missing_after_server_close +=
+                    missing.iter().filter(|&&(_, _, sent)| sent >= closed).count() as u64;
+            }
+            comp.delivered += g.tracker.delivered;
+            comp.duplicates += g.tracker.duplicates;
+            comp.out_of_order += g.tracker.out_of_order;
+            comp.unexpected += g.tracker.unexpected;
+            if missing.is_empty() && g.tracker.duplicates == 0 && g.tracker.out_of_order == 0 {
+                comp.guests_complete += 1;
+            }
+        }
+        comp.loss_ratio = if comp.expected == 0 { 0.0 } else { comp.missing as f64 / comp.expected as f64 };
+        let ops = lock(&self.inner.ops);
+        let c = &self.inner.counters;
+        Finished {
+            fanout,
+            time_to_last,
+            connect: ops.connect.clone(),
+            open: ops.open.clone(),
+            ack: ops.ack.clone(),
+            completeness: comp,
+            errors: lock(&self.inner.errors).clone(),
+            series: lock(&self.inner.series).clone(),
+            sent: c.sent.load(Relaxed),
+            acked: c.acked.load(Relaxed),
+            send_failed: c.send_failed.load(Relaxed),
+            guests_opened: c.guests_opened.load(Relaxed),
+            guest_connect_failed: c.guest_connect_failed.load(Relaxed),
+            guest_open_failed: c.guest_open_failed.load(Relaxed),
+            guests_closed_by_server: c.guests_closed_by_server.load(Relaxed),
+            guests_opened_late,
+            rest_requests: c.rest_requests.load(Relaxed),
+        }
+    }
+}
+
+/// A duration in whole microseconds, at least 1 (histograms start at 1).
+pub fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{Schedule, Workload};
+
+    fn plan(guests: usize, talkers: usize, conversations: usize) -> Plan {
+        let workload =
+            Workload { guests, talkers, conversations, readers: 0, rate: 10.0, duration: 0.5, ..Workload::DEFAULT };
+        Plan {
+            schedule: Schedule::new(&workload, 0.0, 0.0),
+            workload,
+            run_id: "t".into(),
+            app_id: "a".into(),
+            secret: "s".into(),
+            base_url: "http://127.0.0.1:1".into(),
+        }
+    }
+
+    #[test]
+    fn judges_expected_missing_and_late_openers() {
+        let rec = Recorder::new(Clock::start_now(), plan(2, 1, 1));
+        // Talker 0 sends 5 messages at 100, 200, ... µs; all acked but #4.
+        for seq in 0..5 {
+            rec.message_sent(0, seq, seq * 100, seq * 100 + 100);
+            if seq != 4 {
+                rec.message_acked(0, seq, seq * 100 + 150).unwrap();
+            }
+        }
+        // Guest A opened at 0 and got 0, 1, 1, 3 (2 missing, 1 duplicated; 4 unacked is not expected).
+        let mut a = DeliveryTracker::new(1, 5);
+        for s in [0, 1, 1, 3] {
+            a.observe(0, s);
+            rec.delivery(0, 0, s, s * 100, s * 100 + 500);
+        }
+        rec.guest_finished(GuestOutcome { conversation: 0, opened_at: 0, closed_by_server_at: None, tracker: a });
+        // Guest B opened at 250 µs: only 2 and 3 (sent at 300, 400) are expected; it got 3 and 0.
+        let mut b = DeliveryTracker::new(1, 5);
+        b.observe(0, 3);
+        b.observe(0, 0);
+        rec.guest_finished(GuestOutcome {
+            conversation: 0,
+            opened_at: 250,
+            closed_by_server_at: Some(350),
+            tracker: b,
+        });
+        let f = rec.finish();
+        let c = f.completeness;
+        assert_eq!(c.expected, 4 + 2);
+        assert_eq!(c.missing, 1 + 1);
+        assert_eq!(c.missing_after_server_close, 0, "B's missing #2 was sent at 300, before the close at 350");
+        assert_eq!(c.duplicates, 1);
+        assert_eq!(c.out_of_order, 1);
+        assert_eq!(c.delivered, 6);
+        assert_eq!(c.guests_complete, 0);
+        assert_eq!(f.fanout.len(), 4);
+        assert_eq!(f.ack.len(), 4);
+        assert_eq!(f.time_to_last.len(), 3, "messages 0, 1 and 3 reached someone");
+        assert_eq!(f.time_to_last.max(), 500);
+    }
+
+    #[test]
+    fn tick_takes_only_the_last_second() {
+        let rec = Recorder::new(Clock::start_now(), plan(1, 1, 1));
+        rec.delivery(3, 0, 0, 0, 2_000);
+        let s = rec.tick(None);
+        assert_eq!(s.deliveries, 1);
+        assert!((s.p99_ms.unwrap() - 2.0).abs() < 0.05);
+        assert_eq!(rec.tick(None).deliveries, 0);
+        assert_eq!(rec.finish().series.len(), 2);
+    }
+}

@@ -1,0 +1,135 @@
+//! The report of a run, in its own folder: `summary.json` (every figure, see
+//! [`summary::Summary`]), `report.md`, a self-contained `report.html` with the
+//! charts inline, each chart also as `charts/*.svg`, and goose's own HTML
+//! report (`goose-report.html`, written by goose itself). Markdown and HTML
+//! are rendered from the same tables ([`tables`]), so they never disagree.
+
+pub mod html;
+pub mod markdown;
+pub mod summary;
+pub mod tables;
+
+use crate::charts::{self, Line};
+use std::path::{Path, PathBuf};
+use summary::{Summary, decode_histogram};
+
+/// One chart of a report.
+pub struct Chart {
+    /// File name under `charts/`.
+    pub file: String,
+    pub title: String,
+    pub svg: String,
+}
+
+/// The charts of a run.
+pub fn charts_of(s: &Summary) -> anyhow::Result<Vec<Chart>> {
+    let fanout = decode_histogram(&s.histograms.fanout)?;
+    let last = decode_histogram(&s.histograms.time_to_last)?;
+    let ack = decode_histogram(&s.histograms.ack)?;
+    let window = (s.plan.schedule.send_start, s.plan.schedule.send_end);
+    let series = &s.series;
+    let mut out = vec![
+        Chart {
+            file: "latency-percentiles.svg".into(),
+            title: "Latency by percentile".into(),
+            svg: charts::percentile_distribution(
+                "Latency by percentile (from intended send time)",
+                &[
+                    ("fan-out, per delivery", &fanout),
+                    ("time to last guest, per message", &last),
+                    ("send to ack", &ack),
+                ],
+            ),
+        },
+        Chart {
+            file: "latency-over-time.svg".into(),
+            title: "Fan-out latency over time".into(),
+            svg: charts::over_time(
+                "Fan-out latency per second",
+                "latency (ms)",
+                &[
+                    Line { label: "p50", points: charts::series_points(series, |x| x.p50_ms) },
+                    Line { label: "p99", points: charts::series_points(series, |x| x.p99_ms) },
+                    Line { label: "max", points: charts::series_points(series, |x| x.max_ms) },
+                ],
+                window,
+            ),
+        },
+        Chart {
+            file: "guests-over-time.svg".into(),
+            title: "Guests with the conversation open".into(),
+            svg: charts::over_time(
+                "Guests with the conversation open",
+                "guests",
+                &[Line { label: "open", points: charts::series_points(series, |x| Some(x.guests_open as f64)) }],
+                window,
+            ),
+        },
+        Chart {
+            file: "deliveries-per-second.svg".into(),
+            title: "Deliveries per second".into(),
+            svg: charts::over_time(
+                "Deliveries per second",
+                "deliveries / s",
+                &[Line { label: "deliveries", points: charts::series_points(series, |x| Some(x.deliveries as f64)) }],
+                window,
+            ),
+        },
+    ];
+    if series.iter().any(|x| x.server_rss_kib.is_some()) {
+        out.push(Chart {
+            file: "server-cpu.svg".into(),
+            title: "Server CPU".into(),
+            svg: charts::over_time(
+                "Server CPU (% of one core)",
+                "CPU %",
+                &[Line { label: "cpu", points: charts::series_points(series, |x| x.server_cpu_pct) }],
+                window,
+            ),
+        });
+        out.push(Chart {
+            file: "server-rss.svg".into(),
+            title: "Server memory".into(),
+            svg: charts::over_time(
+                "Server resident memory (MiB)",
+                "RSS (MiB)",
+                &[Line {
+                    label: "rss",
+                    points: charts::series_points(series, |x| x.server_rss_kib.map(|k| k as f64 / 1024.0)),
+                }],
+                window,
+            ),
+        });
+    }
+    Ok(out)
+}
+
+/// Where the report files went.
+#[derive(Debug, Clone)]
+pub struct Written {
+    pub dir: PathBuf,
+    pub summary: PathBuf,
+    pub markdown: PathBuf,
+    pub html: PathBuf,
+    pub charts: Vec<PathBuf>,
+}
+
+/// Writes summary.json, report.md, report.html and charts/*.svg into `dir`.
+pub fn write_all(dir: &Path, s: &Summary) -> anyhow::Result<Written> {
+    std::fs::create_dir_all(dir.join("charts"))?;
+    let summary = dir.join("summary.json");
+    std::fs::write(&summary, serde_json::to_vec_pretty(s)?)?;
+    let charts = charts_of(s)?;
+    let mut chart_paths = Vec::new();
+    for c in &charts {
+        let p = dir.join("charts").join(&c.file);
+        std::fs::write(&p, &c.svg)?;
+        chart_paths.push(p);
+    }
+    let tables = tables::of(s);
+    let markdown = dir.join("report.md");
+    std::fs::write(&markdown, markdown::render(s, &tables, &charts))?;
+    let html = dir.join("report.html");
+    std::fs::write(&html, html::render(s, &tables, &charts))?;
+    Ok(Written { dir: dir.to_path_buf(), summary, markdown, html, charts: chart_paths })
+}

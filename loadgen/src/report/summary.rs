@@ -1,0 +1,459 @@
+//! `summary.json`: every figure of a run in one serde struct, with the
+//! configuration, the environment and the HDR histograms (V2 deflate,
+//! base64, microseconds) so runs can be merged or re-plotted later.
+//! `compare` reads it back; thresholds look their metrics up in it.
+
+use crate::cli::Profile;
+use crate::fdlimit::FileLimits;
+use crate::plan::Plan;
+use crate::recorder::{Completeness, Finished, SecondSample};
+use crate::thresholds::Verdict;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use hdrhistogram::Histogram;
+use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Latency statistics of one histogram, in milliseconds.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Stats {
+    pub count: u64,
+    pub min_ms: Option<f64>,
+    pub mean_ms: Option<f64>,
+    pub p50_ms: Option<f64>,
+    pub p90_ms: Option<f64>,
+    pub p95_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    pub p999_ms: Option<f64>,
+    pub max_ms: Option<f64>,
+}
+
+impl Stats {
+    pub fn of(h: &Histogram<u64>) -> Stats {
+        if h.is_empty() {
+            return Stats::default();
+        }
+        let ms = |us: u64| us as f64 / 1000.0;
+        Stats {
+            count: h.len(),
+            min_ms: Some(ms(h.min())),
+            mean_ms: Some(h.mean() / 1000.0),
+            p50_ms: Some(ms(h.value_at_quantile(0.50))),
+            p90_ms: Some(ms(h.value_at_quantile(0.90))),
+            p95_ms: Some(ms(h.value_at_quantile(0.95))),
+            p99_ms: Some(ms(h.value_at_quantile(0.99))),
+            p999_ms: Some(ms(h.value_at_quantile(0.999))),
+            max_ms: Some(ms(h.max())),
+        }
+    }
+
+    /// One statistic by its threshold name (`p99`, `max`, ...).
+    pub fn get(&self, stat: &str) -> Option<f64> {
+        match stat {
+            "min" => self.min_ms,
+            "mean" => self.mean_ms,
+            "p50" => self.p50_ms,
+            "p90" => self.p90_ms,
+            "p95" => self.p95_ms,
+            "p99" => self.p99_ms,
+            "p999" => self.p999_ms,
+            "max" => self.max_ms,
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Latencies {
+    /// Per delivery: arrival at a guest minus the message's intended send time.
+    pub fanout: Stats,
+    /// Per message: arrival at the last guest that got it minus its intended send time.
+    pub time_to_last: Stats,
+    pub connect: Stats,
+    /// `open` sent to `opened` received.
+    pub open: Stats,
+    /// Intended send time to ack.
+    pub ack: Stats,
+}
+
+/// The HDR histograms, serialized.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Histograms {
+    /// How to read them back.
+    pub encoding: String,
+    pub fanout: String,
+    pub time_to_last: String,
+    pub connect: String,
+    pub open: String,
+    pub ack: String,
+}
+
+/// Serializes a histogram (HdrHistogram V2 with deflate, then base64).
+pub fn encode_histogram(h: &Histogram<u64>) -> String {
+    let mut bytes = Vec::new();
+    V2DeflateSerializer::new().serialize(h, &mut bytes).expect("serializing into a Vec cannot fail");
+    STANDARD.encode(bytes)
+}
+
+/// Reads a histogram written by [`encode_histogram`].
+pub fn decode_histogram(s: &str) -> anyhow::Result<Histogram<u64>> {
+    let bytes = STANDARD.decode(s)?;
+    Deserializer::new().deserialize(&mut bytes.as_slice()).map_err(|e| anyhow::anyhow!("histogram: {e:?}"))
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Target {
+    pub base_url: String,
+    /// The load generator started this server itself.
+    pub local_server: bool,
+    pub app_id: String,
+    pub plan: Option<String>,
+    pub guest_limit: Option<u32>,
+    pub participant_limit: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Environment {
+    pub cpus: usize,
+    pub kernel: Option<String>,
+    pub os: String,
+    pub arch: String,
+    pub open_files: Option<FileLimits>,
+    pub memory_total_kib: Option<u64>,
+}
+
+impl Environment {
+    pub fn detect(open_files: Option<FileLimits>) -> Environment {
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").ok().map(|s| s.trim().to_string());
+        let memory_total_kib = std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|m| m.lines().find(|l| l.starts_with("MemTotal:"))?.split_whitespace().nth(1)?.parse().ok());
+        Environment {
+            cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            kernel,
+            os: std::env::consts::OS.into(),
+            arch: std::env::consts::ARCH.into(),
+            open_files,
+            memory_total_kib,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GuestFigures {
+    pub requested: u64,
+    pub opened: u64,
+    pub connect_failed: u64,
+    pub open_failed: u64,
+    pub closed_by_server: u64,
+    /// Guests whose `opened` came after the first message was due (their expectations start later).
+    pub opened_late: u64,
+    /// Most guests open at once (from the time series).
+    pub peak_open: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MessageFigures {
+    /// Messages the schedule asked for.
+    pub planned: u64,
+    pub sent: u64,
+    pub acked: u64,
+    pub failed: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Throughput {
+    /// Deliveries / length of the send window.
+    pub deliveries_per_sec: f64,
+    /// Highest one-second count of deliveries.
+    pub peak_deliveries_per_sec: u64,
+    pub messages_per_sec: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Errors {
+    pub total: u64,
+    /// Count by kind: `open: guest_limit_reached`, `close: 1008 slow consumer`, ...
+    pub by_kind: BTreeMap<String, u64>,
+    /// Said plainly: the server refused guests because the conversation was full.
+    pub guest_limit_reached: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServerFigures {
+    pub pid: u32,
+    /// Before any guest connected.
+    pub rss_baseline_kib: Option<u64>,
+    /// When every guest had connected, before the first message.
+    pub rss_connected_kib: Option<u64>,
+    pub rss_peak_kib: Option<u64>,
+    /// (connected − baseline) / guests open then.
+    pub rss_per_guest_bytes: Option<f64>,
+    /// Over the send window, % of one core.
+    pub cpu_mean_pct: Option<f64>,
+    pub cpu_max_pct: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GooseRequestRow {
+    pub name: String,
+    pub ok: u64,
+    pub failed: u64,
+    pub mean_ms: Option<f64>,
+    pub max_ms: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GooseFigures {
+    /// goose's own HTML report, beside this file.
+    pub report: String,
+    pub users: u64,
+    pub duration_secs: u64,
+    pub requests: Vec<GooseRequestRow>,
+}
+
+/// Everything about one run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Summary {
+    pub tool: String,
+    pub version: String,
+    /// UTC, RFC 3339.
+    pub started_at: String,
+    pub command_line: Vec<String>,
+    pub profile: Option<Profile>,
+    pub plan: Plan,
+    pub target: Target,
+    pub environment: Environment,
+    pub guests: GuestFigures,
+    pub messages: MessageFigures,
+    pub completeness: Completeness,
+    pub latency: Latencies,
+    pub throughput: Throughput,
+    pub errors: Errors,
+    pub server: Option<ServerFigures>,
+    pub goose: Option<GooseFigures>,
+    pub thresholds: Vec<Verdict>,
+    /// Every threshold passed (true when there are none).
+    pub passed: bool,
+    pub series: Vec<SecondSample>,
+    pub histograms: Histograms,
+}
+
+/// What the run knows besides the recorder's figures.
+pub struct Context {
+    pub started_at: String,
+    pub profile: Option<Profile>,
+    pub plan: Plan,
+    pub target: Target,
+    pub environment: Environment,
+    pub server_pid: Option<u32>,
+    /// Server RSS before any guest connected.
+    pub rss_baseline_kib: Option<u64>,
+    /// Guests whose `opened` came after the first message was due.
+    pub opened_late: u64,
+    pub goose: Option<GooseFigures>,
+}
+
+impl Summary {
+    pub fn build(ctx: Context, f: &Finished) -> Summary {
+        let plan = &ctx.plan;
+        let w = &plan.workload;
+        let sched = &plan.schedule;
+        let window = (sched.send_end - sched.send_start).max(1e-3);
+        let in_window = |s: &&SecondSample| s.t > sched.send_start && s.t <= sched.send_end + 1.0;
+        let server = ctx.server_pid.map(|pid| {
+            let connected = f.series.iter().rfind(|s| s.t <= sched.send_start);
+            let rss_connected_kib = connected.and_then(|s| s.server_rss_kib);
+            let rss_per_guest_bytes = match (ctx.rss_baseline_kib, connected) {
+                (Some(base), Some(s)) if s.guests_open > 0 => {
+                    s.server_rss_kib.map(|now| (now as f64 - base as f64) * 1024.0 / s.guests_open as f64)
+                }
+                _ => None,
+            };
+            let cpu: Vec<f64> = f.series.iter().filter(in_window).filter_map(|s| s.server_cpu_pct).collect();
+            ServerFigures {
+                pid,
+                rss_baseline_kib: ctx.rss_baseline_kib,
+                rss_connected_kib,
+                rss_peak_kib: f.series.iter().filter_map(|s| s.server_rss_kib).max(),
+                rss_per_guest_bytes,
+                cpu_mean_pct: (!cpu.is_empty()).then(|| cpu.iter().sum::<f64>() / cpu.len() as f64),
+                cpu_max_pct: f.series.iter().filter_map(|s| s.server_cpu_pct).reduce(f64::max),
+            }
+        });
+        let total_errors = f.errors.values().sum();
+        Summary {
+            tool: "supergroup-load".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            started_at: ctx.started_at,
+            command_line: std::env::args().collect(),
+            profile: ctx.profile,
+            target: ctx.target,
+            environment: ctx.environment,
+            guests: GuestFigures {
+                requested: w.guests as u64,
+                opened: f.guests_opened,
+                connect_failed: f.guest_connect_failed,
+                open_failed: f.guest_open_failed,
+                closed_by_server: f.guests_closed_by_server,
+                opened_late: ctx.opened_late,
+                peak_open: f.series.iter().map(|s| s.guests_open).max().unwrap_or(0),
+            },
+            messages: MessageFigures {
+                planned: w.talkers as u64 * w.messages_per_talker(),
+                sent: f.sent,
+                acked: f.acked,
+                failed: f.send_failed,
+            },
+            completeness: f.completeness.clone(),
+            latency: Latencies {
+                fanout: Stats::of(&f.fanout),
+                time_to_last: Stats::of(&f.time_to_last),
+                connect: Stats::of(&f.connect),
+                open: Stats::of(&f.open),
+                ack: Stats::of(&f.ack),
+            },
+            throughput: Throughput {
+                deliveries_per_sec: f.completeness.delivered as f64 / window,
+                peak_deliveries_per_sec: f.series.iter().map(|s| s.deliveries).max().unwrap_or(0),
+                messages_per_sec: f.sent as f64 / window,
+            },
+            errors: Errors {
+                total: total_errors,
+                guest_limit_reached: f.errors.keys().any(|k| k.contains("guest_limit_reached")),
+                by_kind: f.errors.clone(),
+            },
+            server,
+            goose: ctx.goose,
+            thresholds: Vec::new(),
+            passed: true,
+            series: f.series.clone(),
+            histograms: Histograms {
+                encoding: "HdrHistogram V2 + deflate, base64; values in microseconds".into(),
+                fanout: encode_histogram(&f.fanout),
+                time_to_last: encode_histogram(&f.time_to_last),
+                connect: encode_histogram(&f.connect),
+                open: encode_histogram(&f.open),
+                ack: encode_histogram(&f.ack),
+            },
+            plan: ctx.plan,
+        }
+    }
+
+    /// A metric by its threshold name, in the metric's base unit.
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        if let Some((base, stat)) = name.split_once('.') {
+            let l = &self.latency;
+            let stats = match base {
+                "fanout" => Some(&l.fanout),
+                "time_to_last" => Some(&l.time_to_last),
+                "connect" => Some(&l.connect),
+                "open" => Some(&l.open),
+                "ack" => Some(&l.ack),
+                _ => None,
+            };
+            if let Some(s) = stats {
+                return s.get(stat);
+            }
+        }
+        let c = &self.completeness;
+        let server = self.server.as_ref();
+        Some(match name {
+            "loss" => c.missing as f64,
+            "loss_ratio" => c.loss_ratio,
+            "duplicates" => c.duplicates as f64,
+            "out_of_order" => c.out_of_order as f64,
+            "unexpected" => c.unexpected as f64,
+            "delivered" => c.delivered as f64,
+            "expected" => c.expected as f64,
+            "errors" => self.errors.total as f64,
+            "guests_opened" => self.guests.opened as f64,
+            "guests_failed" => (self.guests.connect_failed + self.guests.open_failed) as f64,
+            "guests_closed_by_server" => self.guests.closed_by_server as f64,
+            "sent" => self.messages.sent as f64,
+            "acked" => self.messages.acked as f64,
+            "deliveries_per_sec" => self.throughput.deliveries_per_sec,
+            "server.rss_per_guest" => server?.rss_per_guest_bytes?,
+            "server.rss_peak" => server?.rss_peak_kib? as f64 * 1024.0,
+            "server.cpu_mean" => server?.cpu_mean_pct?,
+            "server.cpu_max" => server?.cpu_max_pct?,
+            _ => return None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histograms_round_trip_through_base64() {
+        let mut h = crate::recorder::histogram();
+        for v in [1, 150, 2_000, 2_000, 75_000] {
+            h.record(v).unwrap();
+        }
+        let back = decode_histogram(&encode_histogram(&h)).unwrap();
+        assert_eq!(back.len(), 5);
+        assert_eq!(back.max(), h.max());
+        assert_eq!(back.value_at_quantile(0.5), h.value_at_quantile(0.5));
+        let empty = decode_histogram(&encode_histogram(&crate::recorder::histogram())).unwrap();
+        assert!(empty.is_empty());
+    }
+
+    #[test]
+    fn every_threshold_metric_is_looked_up() {
+        use crate::plan::{Schedule, Workload};
+        let workload = Workload { readers: 0, ..Workload::DEFAULT };
+        let plan = Plan {
+            schedule: Schedule::new(&workload, 1.0, 1.0),
+            workload,
+            run_id: "t".into(),
+            app_id: "a".into(),
+            secret: "s".into(),
+            base_url: "http://127.0.0.1:1".into(),
+        };
+        let rec = crate::recorder::Recorder::new(crate::clock::Clock::start_now(), plan.clone());
+        rec.message_sent(0, 0, 10, 10);
+        rec.message_acked(0, 0, 20).unwrap();
+        rec.delivery(0, 0, 0, 10, 30);
+        rec.connect_time(std::time::Duration::from_millis(1));
+        rec.open_time(std::time::Duration::from_millis(1));
+        let f = rec.finish();
+        let target = Target {
+            base_url: plan.base_url.clone(),
+            local_server: false,
+            app_id: "a".into(),
+            plan: None,
+            guest_limit: None,
+            participant_limit: None,
+        };
+        let ctx = Context {
+            started_at: "now".into(),
+            profile: None,
+            plan,
+            target,
+            environment: Environment::detect(None),
+            server_pid: None,
+            rss_baseline_kib: None,
+            opened_late: 0,
+            goose: None,
+        };
+        let summary = Summary::build(ctx, &f);
+        for (name, _, _) in crate::thresholds::METRICS {
+            if !name.starts_with("server.") {
+                assert!(summary.metric(name).is_some(), "{name}");
+            }
+        }
+        for stat in ["min", "mean", "p50", "p90", "p95", "p99", "p999", "max"] {
+            for base in ["fanout", "time_to_last", "connect", "open", "ack"] {
+                assert!(summary.metric(&format!("{base}.{stat}")).is_some(), "{base}.{stat}");
+            }
+        }
+        assert_eq!(summary.metric("fanout.max"), Some(0.02));
+        assert_eq!(summary.metric("server.cpu_max"), None, "no server was sampled");
+        let json = serde_json::to_string(&summary).unwrap();
+        let back: Summary = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.latency.fanout.count, 1);
+    }
+}

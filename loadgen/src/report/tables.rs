@@ -1,0 +1,255 @@
+//! The tables of a report, built once from a [`Summary`] and rendered as
+//! Markdown or HTML. Numbers are formatted here, in one place.
+
+use super::summary::{Stats, Summary};
+
+/// A titled table: a header row and rows of cells.
+pub struct Table {
+    pub title: String,
+    pub header: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+}
+
+pub fn ms(v: Option<f64>) -> String {
+    match v {
+        None => "–".into(),
+        Some(v) if v < 1.0 => format!("{v:.3} ms"),
+        Some(v) if v < 100.0 => format!("{v:.2} ms"),
+        Some(v) => format!("{v:.0} ms"),
+    }
+}
+
+/// An integer with thousands separators.
+pub fn count(v: u64) -> String {
+    let s = v.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn row(cells: &[&str]) -> Vec<String> {
+    cells.iter().map(|c| c.to_string()).collect()
+}
+
+fn kv(title: &str, rows: Vec<(&str, String)>) -> Table {
+    Table {
+        title: title.into(),
+        header: row(&["", ""]),
+        rows: rows.into_iter().map(|(k, v)| vec![k.to_string(), v]).collect(),
+    }
+}
+
+fn latency_row(name: &str, s: &Stats) -> Vec<String> {
+    vec![
+        name.into(),
+        count(s.count),
+        ms(s.p50_ms),
+        ms(s.p90_ms),
+        ms(s.p99_ms),
+        ms(s.p999_ms),
+        ms(s.max_ms),
+        ms(s.mean_ms),
+    ]
+}
+
+/// Every table of the report, in order.
+pub fn of(s: &Summary) -> Vec<Table> {
+    let w = &s.plan.workload;
+    let sched = &s.plan.schedule;
+    let c = &s.completeness;
+    let mut tables = vec![
+        kv(
+            "Workload",
+            vec![
+                (
+                    "target",
+                    format!(
+                        "{}{}",
+                        s.target.base_url,
+                        if s.target.local_server { " (local reference server)" } else { "" }
+                    ),
+                ),
+                ("profile", s.profile.map(|p| format!("{p:?}").to_lowercase()).unwrap_or_else(|| "none".into())),
+                ("guests", count(w.guests as u64)),
+                ("conversations", count(w.conversations as u64)),
+                ("talkers", format!("{} × {} msg/s, {} bytes each", w.talkers, w.rate, w.message_bytes)),
+                ("REST readers", count(w.readers as u64)),
+                ("ramp", format!("{} connections/s (until {:.2} s)", w.ramp, sched.ramp_end)),
+                (
+                    "send window",
+                    format!(
+                        "{:.1} s to {:.1} s, drain until {:.1} s",
+                        sched.send_start, sched.send_end, sched.drain_end
+                    ),
+                ),
+                (
+                    "server limits",
+                    format!(
+                        "{} guests, {} participants per conversation",
+                        s.target.guest_limit.map(|v| v.to_string()).unwrap_or_else(|| "?".into()),
+                        s.target.participant_limit.map(|v| v.to_string()).unwrap_or_else(|| "?".into())
+                    ),
+                ),
+            ],
+        ),
+        Table {
+            title: "Latency (from each message's intended send time)".into(),
+            header: row(&["", "count", "p50", "p90", "p99", "p99.9", "max", "mean"]),
+            rows: vec![
+                latency_row("fan-out (per delivery)", &s.latency.fanout),
+                latency_row("time to last guest (per message)", &s.latency.time_to_last),
+                latency_row("send to ack", &s.latency.ack),
+                latency_row("connect", &s.latency.connect),
+                latency_row("open → opened", &s.latency.open),
+            ],
+        },
+        kv(
+            "Completeness",
+            vec![
+                ("expected deliveries", count(c.expected)),
+                ("delivered", count(c.delivered)),
+                ("missing (loss)", format!("{} ({:.4}%)", count(c.missing), c.loss_ratio * 100.0)),
+                ("  of which after the server closed the guest", count(c.missing_after_server_close)),
+                ("duplicates", count(c.duplicates)),
+                ("out of order", count(c.out_of_order)),
+                ("unexpected", count(c.unexpected)),
+                ("guests complete", format!("{} of {}", count(c.guests_complete), count(c.guests))),
+            ],
+        ),
+        kv(
+            "Throughput and guests",
+            vec![
+                ("deliveries/s (mean over the send window)", format!("{:.0}", s.throughput.deliveries_per_sec)),
+                ("deliveries/s (peak second)", count(s.throughput.peak_deliveries_per_sec)),
+                (
+                    "messages sent / acked / planned",
+                    format!("{} / {} / {}", count(s.messages.sent), count(s.messages.acked), count(s.messages.planned)),
+                ),
+                ("guests opened / requested", format!("{} / {}", count(s.guests.opened), count(s.guests.requested))),
+                ("peak guests open at once", count(s.guests.peak_open)),
+                ("guests failed to connect / open", format!("{} / {}", s.guests.connect_failed, s.guests.open_failed)),
+                ("guests opened after the first message", count(s.guests.opened_late)),
+                ("guests closed by the server", count(s.guests.closed_by_server)),
+            ],
+        ),
+    ];
+    if let Some(srv) = &s.server {
+        let kib = |v: Option<u64>| v.map(|k| format!("{:.1} MiB", k as f64 / 1024.0)).unwrap_or_else(|| "–".into());
+        tables.push(kv(
+            "Server process",
+            vec![
+                ("pid", srv.pid.to_string()),
+                ("RSS before guests", kib(srv.rss_baseline_kib)),
+                ("RSS with every guest connected", kib(srv.rss_connected_kib)),
+                ("RSS peak", kib(srv.rss_peak_kib)),
+                (
+                    "RSS per idle guest",
+                    srv.rss_per_guest_bytes.map(|b| format!("{:.1} KiB", b / 1024.0)).unwrap_or_else(|| "–".into()),
+                ),
+                (
+                    "CPU mean over the send window",
+                    srv.cpu_mean_pct.map(|c| format!("{c:.0}% of one core")).unwrap_or_else(|| "–".into()),
+                ),
+                (
+                    "CPU highest second",
+                    srv.cpu_max_pct.map(|c| format!("{c:.0}% of one core")).unwrap_or_else(|| "–".into()),
+                ),
+            ],
+        ));
+    }
+    let mut errors: Vec<Vec<String>> = s.errors.by_kind.iter().map(|(k, v)| vec![k.clone(), count(*v)]).collect();
+    if errors.is_empty() {
+        errors.push(row(&["none", "0"]));
+    }
+    tables.push(Table { title: "Errors".into(), header: row(&["kind", "count"]), rows: errors });
+    if !s.thresholds.is_empty() {
+        tables.push(Table {
+            title: "Thresholds".into(),
+            header: row(&["rule", "actual", "result"]),
+            rows: s
+                .thresholds
+                .iter()
+                .map(|v| {
+                    vec![
+                        v.expr.clone(),
+                        v.actual.map(|a| format!("{a:.3}")).unwrap_or_else(|| "no value".into()),
+                        if v.passed { "PASS".into() } else { "FAIL".into() },
+                    ]
+                })
+                .collect(),
+        });
+    }
+    if let Some(g) = &s.goose {
+        tables.push(Table {
+            title: format!("goose requests ({} users, {} s; full report: {})", g.users, g.duration_secs, g.report),
+            header: row(&["request", "ok", "failed", "mean", "max"]),
+            rows: g
+                .requests
+                .iter()
+                .map(|r| vec![r.name.clone(), count(r.ok), count(r.failed), ms(r.mean_ms), ms(r.max_ms)])
+                .collect(),
+        });
+    }
+    let env = &s.environment;
+    tables.push(kv(
+        "Environment",
+        vec![
+            ("cpus", env.cpus.to_string()),
+            ("kernel", env.kernel.clone().unwrap_or_else(|| "?".into())),
+            ("os / arch", format!("{} / {}", env.os, env.arch)),
+            (
+                "memory",
+                env.memory_total_kib.map(|k| format!("{:.1} GiB", k as f64 / 1048576.0)).unwrap_or_else(|| "?".into()),
+            ),
+            (
+                "open files (soft / hard)",
+                env.open_files.map(|l| format!("{} / {}", l.soft, l.hard)).unwrap_or_else(|| "?".into()),
+            ),
+            ("started", s.started_at.clone()),
+            ("command", s.command_line.join(" ")),
+        ],
+    ));
+    tables
+}
+
+/// The one-line verdict of a run.
+pub fn headline(s: &Summary) -> String {
+    let verdict = if s.thresholds.is_empty() {
+        "no thresholds".to_string()
+    } else if s.passed {
+        format!("PASS ({} thresholds)", s.thresholds.len())
+    } else {
+        format!(
+            "FAIL ({} of {} thresholds failed)",
+            s.thresholds.iter().filter(|v| !v.passed).count(),
+            s.thresholds.len()
+        )
+    };
+    format!(
+        "{verdict}: {} guests, fan-out p50 {} p99 {} max {}, {:.0} deliveries/s, loss {}, errors {}",
+        count(s.guests.opened),
+        ms(s.latency.fanout.p50_ms),
+        ms(s.latency.fanout.p99_ms),
+        ms(s.latency.fanout.max_ms),
+        s.throughput.deliveries_per_sec,
+        count(s.completeness.missing),
+        count(s.errors.total)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn formats_numbers() {
+        assert_eq!(super::count(1234567), "1,234,567");
+        assert_eq!(super::count(12), "12");
+        assert_eq!(super::ms(Some(0.1234)), "0.123 ms");
+        assert_eq!(super::ms(Some(12.345)), "12.35 ms");
+        assert_eq!(super::ms(None), "–");
+    }
+}

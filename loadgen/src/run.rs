@@ -1,0 +1,373 @@
+//! One load test from start to verdict:
+//!
+//! 1. resolve the workload and parse the thresholds (fail fast on a typo);
+//! 2. check open files; start the local server (a child process) unless
+//!    `--target` is given;
+//! 3. read the app's limits (`GET /v1/{appId}`) and refuse a run that cannot
+//!    fit (guest limit below the guests per conversation: use
+//!    `--conversations`); create the conversations with the talkers as
+//!    participants;
+//! 4. start the run clock and let goose start every user at `--ramp` per
+//!    second and keep them until the end of the drain, while a ticker samples
+//!    the recorder and the server once a second for the time series and the
+//!    progress line;
+//! 5. stop every socket, wait (bounded) for every guest to hand in its
+//!    deliveries, stop the server, judge completeness and thresholds, and
+//!    write the report.
+
+use crate::cli::RunArgs;
+use crate::clock::Clock;
+use crate::context::{Ctx, RunContext};
+use crate::fdlimit::{self, FileLimits};
+use crate::local_server::{LocalServer, LocalServerConfig};
+use crate::plan::{Plan, Schedule, Workload};
+use crate::procstat::ProcSampler;
+use crate::progress::Progress;
+use crate::recorder::Recorder;
+use crate::report::summary::{self, Environment, GooseFigures, GooseRequestRow, Summary, Target};
+use crate::report::{self, Written};
+use crate::{scenarios, thresholds};
+use goose::GooseAttack;
+use goose::client::GooseClientBuilder;
+use goose::config::GooseConfiguration;
+use goose::metrics::GooseMetrics;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use supergroup_protocol::client::Rest;
+use supergroup_protocol::limits::MAX_PARTICIPANTS_PER_PUT;
+use supergroup_protocol::rest::{AppInfo, ConversationUpsert};
+use tokio_util::sync::CancellationToken;
+
+/// Longest wait, after goose returns, for every guest to hand in its deliveries.
+const COLLECT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A finished run.
+pub struct Outcome {
+    pub summary: Summary,
+    pub written: Written,
+}
+
+/// Runs one load test and writes its report.
+pub async fn run(args: &RunArgs) -> anyhow::Result<Outcome> {
+    let workload = Workload::resolve(args);
+    workload.validate()?;
+    let rules = thresholds::parse_all(&args.thresholds)?;
+    let (started_at, stamp) = utc_now();
+    let dir = args.out.clone().unwrap_or_else(|| default_reports_root().join(&stamp));
+    std::fs::create_dir_all(&dir)?;
+    let limits = fdlimit::ensure(workload.users() as u64)?;
+    let local = match &args.target {
+        Some(_) => None,
+        None => {
+            let exe = match &args.server_exe {
+                Some(p) => p.clone(),
+                None => std::env::current_exe()?,
+            };
+            let cfg = LocalServerConfig {
+                exe,
+                app_id: args.app_id.clone(),
+                secret: args.secret.clone(),
+                guest_limit: workload.max_guests_per_conversation().max(1) as u32,
+                participant_limit: (workload.max_talkers_per_conversation() as u32).max(100),
+                outbound_queue: args.server_outbound_queue,
+                dir: dir.clone(),
+            };
+            Some(LocalServer::start(&cfg).await?)
+        }
+    };
+    let base_url = match (&local, &args.target) {
+        (Some(l), _) => l.base_url.clone(),
+        (None, Some(t)) => t.trim_end_matches('/').to_string(),
+        (None, None) => unreachable!("a local server is started when there is no target"),
+    };
+    let server_pid = local.as_ref().map(|l| l.pid).or(args.server_pid);
+    let run =
+        Run { args, workload, rules, dir, started_at, stamp, limits, base_url, server_pid, local: local.is_some() };
+    let result = run.execute().await;
+    if let Some(l) = local {
+        let ended = l.stop().await;
+        if !ended.starts_with("exited") {
+            eprintln!("local server: {ended}");
+        }
+    }
+    result
+}
+
+/// A run whose server is up.
+struct Run<'a> {
+    args: &'a RunArgs,
+    workload: Workload,
+    rules: Vec<thresholds::Threshold>,
+    dir: PathBuf,
+    started_at: String,
+    stamp: String,
+    limits: FileLimits,
+    base_url: String,
+    server_pid: Option<u32>,
+    local: bool,
+}
+
+impl Run<'_> {
+    async fn execute(self) -> anyhow::Result<Outcome> {
+        let w = self.workload;
+        let rest = Rest::new(&self.base_url, &self.args.app_id, &self.args.secret);
+        let app = rest
+            .app()
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot read app `{}` at {}: {e}", self.args.app_id, self.base_url))?;
+        check_limits(&w, &app)?;
+        let plan = Plan {
+            workload: w,
+            schedule: Schedule::new(&w, self.args.settle, self.args.drain),
+            run_id: format!("lg-{}-{}", self.stamp.replace(['-', ':'], ""), std::process::id()),
+            app_id: self.args.app_id.clone(),
+            secret: self.args.secret.clone(),
+            base_url: self.base_url.clone(),
+        };
+        create_conversations(&rest, &plan).await?;
+
+        let mut sampler = self.server_pid.map(ProcSampler::new);
+        let rss_baseline_kib = sampler.as_mut().and_then(|s| s.sample()).map(|s| s.rss_kib);
+        let clock = Clock::start_now();
+        let recorder = Recorder::new(clock, plan.clone());
+        let ctx = RunContext::new(plan.clone(), rest, recorder.clone());
+        let ticker_stop = CancellationToken::new();
+        let ticker = tokio::spawn(tick(
+            recorder.clone(),
+            sampler,
+            Progress::new(!self.args.no_progress),
+            plan.schedule,
+            w.guests,
+            ticker_stop.clone(),
+        ));
+
+        let goose_report = self.dir.join("goose-report.html");
+        let goose = run_goose(&ctx, &goose_report, &self.dir).await;
+        ctx.stop.cancel();
+        collect_guests(&recorder).await;
+        ticker_stop.cancel();
+        if let Ok(progress) = ticker.await {
+            progress.finish();
+        }
+        let metrics = goose?;
+
+        let finished = recorder.finish();
+        let target = Target {
+            base_url: self.base_url.clone(),
+            local_server: self.local,
+            app_id: app.id.clone(),
+            plan: Some(app.plan.clone()),
+            guest_limit: Some(app.guest_limit),
+            participant_limit: Some(app.participant_limit),
+        };
+        let context = summary::Context {
+            started_at: self.started_at.clone(),
+            profile: self.args.profile,
+            plan,
+            target,
+            environment: Environment::detect(Some(self.limits)),
+            server_pid: self.server_pid,
+            rss_baseline_kib,
+            opened_late: finished.guests_opened_late,
+            goose: Some(goose_figures(&metrics, &goose_report)),
+        };
+        let mut summary = Summary::build(context, &finished);
+        summary.thresholds = thresholds::evaluate(&self.rules, |m| summary.metric(m));
+        summary.passed = summary.thresholds.iter().all(|v| v.passed);
+        let written = report::write_all(&self.dir, &summary)?;
+        Ok(Outcome { summary, written })
+    }
+}
+
+/// Refuses a run the target cannot hold, saying what to change.
+fn check_limits(w: &Workload, app: &AppInfo) -> anyhow::Result<()> {
+    let per_conv = w.max_guests_per_conversation();
+    if (app.guest_limit as usize) < per_conv {
+        anyhow::bail!(
+            "the target admits {} concurrent guests per conversation (app `{}`, plan {}), but this run puts {per_conv} \
+             guests in one conversation. Spread them: --conversations {} (with at least as many --talkers), or lower --guests.",
+            app.guest_limit,
+            app.id,
+            app.plan,
+            w.guests.div_ceil(app.guest_limit.max(1) as usize),
+        );
+    }
+    let talkers = w.max_talkers_per_conversation();
+    if (app.participant_limit as usize) < talkers {
+        anyhow::bail!(
+            "the target admits {} participants per conversation, but this run puts {talkers} talkers in one; \
+             use more --conversations or fewer --talkers",
+            app.participant_limit
+        );
+    }
+    Ok(())
+}
+
+/// Creates each conversation with its talkers as participants (guest access on).
+async fn create_conversations(rest: &Rest, plan: &Plan) -> anyhow::Result<()> {
+    for c in 0..plan.workload.conversations {
+        let cid = plan.conversation_id(c);
+        let talkers: Vec<String> = plan.talkers_of(c).map(|k| plan.talker_id(k)).collect();
+        for (i, chunk) in talkers.chunks(MAX_PARTICIPANTS_PER_PUT).enumerate() {
+            let upsert = ConversationUpsert {
+                subject: (i == 0).then(|| format!("supergroup-load {}", plan.run_id)),
+                participants: Some(chunk.to_vec()),
+                guest_access: Some(true),
+                ..ConversationUpsert::default()
+            };
+            rest.put_conversation(&cid, &upsert)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot create conversation {cid}: {e}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Once a second: closes a second of the time series (with a server sample) and updates the progress line.
+async fn tick(
+    recorder: Recorder,
+    mut sampler: Option<ProcSampler>,
+    mut progress: Progress,
+    schedule: Schedule,
+    guests: usize,
+    stop: CancellationToken,
+) -> Progress {
+    let mut interval = tokio::time::interval(Duration::from_secs(1));
+    interval.tick().await;
+    // Bounded by the run: the schedule's end plus generous slack for goose's start and stop.
+    let max_ticks = (schedule.drain_end + COLLECT_TIMEOUT.as_secs_f64() + 120.0).ceil() as u64;
+    for _ in 0..max_ticks {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = interval.tick() => {}
+        }
+        let server = sampler.as_mut().and_then(|s| s.sample());
+        let sample = recorder.tick(server);
+        progress.update(&sample, &schedule, guests, recorder.fanout_p99_ms());
+    }
+    progress
+}
+
+/// Runs goose: every user started at `--ramp` per second, held until the end of the drain.
+async fn run_goose(ctx: &Ctx, report: &Path, dir: &Path) -> anyhow::Result<GooseMetrics> {
+    let w = &ctx.plan.workload;
+    let mut config = GooseConfiguration::default();
+    config.host = Some(ctx.plan.base_url.clone());
+    config.users = Some(w.users());
+    config.increase_rate = Some(format!("{}", w.ramp));
+    config.run_time = Some(format!("{}", ctx.plan.schedule.hold_secs()));
+    config.no_reset_metrics = true;
+    config.no_telnet = true;
+    config.quiet = 1;
+    config.no_print_metrics = true;
+    config.no_error_summary = true;
+    config.goose_log = Some(dir.join("goose.log").display().to_string());
+    config.log_level = 1;
+    config.report_file = vec![report.display().to_string()];
+    let mut attack = GooseAttack::initialize_with_config(config)?
+        .set_client_builder_without_cookies(GooseClientBuilder::new().without_cookies())?;
+    for scenario in scenarios::all(ctx)? {
+        attack = attack.register_scenario(scenario);
+    }
+    Ok(attack.execute().await?)
+}
+
+/// Waits until every guest that opened has handed in its deliveries, bounded.
+async fn collect_guests(recorder: &Recorder) {
+    let deadline = tokio::time::Instant::now() + COLLECT_TIMEOUT;
+    let opened = || recorder.counters().guests_opened.load(std::sync::atomic::Ordering::Relaxed) as usize;
+    while recorder.guests_finished() < opened() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let missing = opened().saturating_sub(recorder.guests_finished());
+    if missing > 0 {
+        recorder.error(format!("collect: {missing} guests did not report within {COLLECT_TIMEOUT:?}"));
+    }
+}
+
+/// goose's request table, for the summary.
+fn goose_figures(m: &GooseMetrics, report: &Path) -> GooseFigures {
+    let mut requests: Vec<GooseRequestRow> = m
+        .requests
+        .iter()
+        .map(|(name, r)| {
+            let d = &r.raw_data;
+            GooseRequestRow {
+                name: name.clone(),
+                ok: r.success_count as u64,
+                failed: r.fail_count as u64,
+                mean_ms: (d.counter > 0).then(|| d.total_time_us as f64 / d.counter as f64 / 1000.0),
+                max_ms: (d.counter > 0).then(|| d.maximum_time_us as f64 / 1000.0),
+            }
+        })
+        .collect();
+    requests.sort_by(|a, b| a.name.cmp(&b.name));
+    GooseFigures {
+        report: report.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
+        users: m.maximum_users as u64,
+        duration_secs: m.duration as u64,
+        requests,
+    }
+}
+
+/// `reports/load` at the workspace root: the nearest folder up from here
+/// that has a `Cargo.toml` and a `loadgen/` folder; else under the current folder.
+pub fn default_reports_root() -> PathBuf {
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let root = cwd
+        .ancestors()
+        .find(|d| d.join("Cargo.toml").is_file() && d.join("loadgen").is_dir())
+        .unwrap_or(&cwd)
+        .to_path_buf();
+    root.join("reports").join("load")
+}
+
+/// Now in UTC: RFC 3339 (`2026-11-25T22:15:10Z`) and a folder name (`2026-11-25T22-15-10Z`).
+pub fn utc_now() -> (String, String) {
+    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let (y, mo, d) = civil_from_days((secs / 86_400) as i64);
+    let (h, mi, s) = (secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    (format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z"), format!("{y:04}-{mo:02}-{d:02}T{h:02}-{mi:02}-{s:02}Z"))
+}
+
+/// Days since 1970-01-01 to (year, month, day), Howard Hinnant's algorithm.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(19_723), (2024, 1, 1));
+        assert_eq!(civil_from_days(20_512), (2026, 2, 28));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+    }
+
+    #[test]
+    fn limits_are_explained() {
+        let app = AppInfo {
+            id: "demo".into(),
+            plan: "basic".into(),
+            participant_limit: 100,
+            guest_limit: 300,
+            guest_access: true,
+            notification_delay_ms: 1000,
+        };
+        let w = Workload { guests: 1000, ..Workload::DEFAULT };
+        let err = check_limits(&w, &app).unwrap_err().to_string();
+        assert!(err.contains("--conversations 4"), "{err}");
+        assert!(check_limits(&Workload { guests: 1000, conversations: 4, talkers: 4, ..w }, &app).is_ok());
+    }
+}
