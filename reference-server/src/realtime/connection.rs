@@ -35,14 +35,16 @@ pub async fn run(state: AppState, app: Arc<App>, user: String, mut socket: WebSo
             biased;
             _ = shutdown.cancelled() => break Some((close::GOING_AWAY, "server shutting down")),
             _ = slow.notified() => break Some((close::POLICY, close::SLOW_CONSUMER_REASON)),
+            // The futures of writing and handling are boxed: they exist only while
+            // busy, so an idle connection's task stays small.
             Some(first) = rx.recv() => {
-                if write_batch(&mut socket, first, &mut rx).await.is_err() {
+                if Box::pin(write_batch(&mut socket, first, &mut rx)).await.is_err() {
                     break None;
                 }
             }
             incoming = socket.recv() => match incoming {
                 None | Some(Ok(Message::Close(_))) => break None,
-                Some(Ok(Message::Text(text))) => handler.on_text(text.as_str()).await,
+                Some(Ok(Message::Text(text))) => Box::pin(handler.on_text(text.as_str())).await,
                 Some(Ok(Message::Binary(_))) => handler.on_binary(),
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                 Some(Err(e)) if is_too_big(&e) => break Some((close::TOO_BIG, "frame over 65536 bytes")),
