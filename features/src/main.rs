@@ -42,6 +42,9 @@ struct Args {
     /// Scenarios in flight at once.
     #[arg(long, default_value_t = 8)]
     concurrency: usize,
+    /// A second app on the target as ID:SECRET, for the app-isolation scenarios (skipped without one).
+    #[arg(long)]
+    other_app: Option<String>,
     /// Bound of every wait for a reply or event, in milliseconds.
     #[arg(long, default_value_t = 5000)]
     wait_ms: u64,
@@ -54,6 +57,14 @@ fn default_out() -> PathBuf {
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
+    let other_app = match args.other_app.as_deref().map(|s| s.split_once(':')) {
+        None => None,
+        Some(Some((id, secret))) => Some((id.to_string(), secret.to_string())),
+        Some(None) => {
+            eprintln!("supergroup-conformance: --other-app takes ID:SECRET");
+            std::process::exit(2);
+        }
+    };
     let opts = Options {
         target: args.target,
         app_id: args.app_id,
@@ -67,6 +78,7 @@ async fn main() {
         console: true,
         concurrency: args.concurrency.max(1),
         wait: Duration::from_millis(args.wait_ms),
+        other_app,
     };
     match run(opts).await {
         Ok(outcome) => {

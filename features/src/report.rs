@@ -150,6 +150,15 @@ impl Report {
         if !uncovered.is_empty() {
             let _ = write!(line, "; not covered by any scenario: {}", uncovered.join(", "));
         }
+        let not_run: Vec<&str> = self
+            .rows
+            .iter()
+            .filter(|r| r.requirement.level == Level::Must && r.grade == Grade::NotRun)
+            .map(|r| r.requirement.id.as_str())
+            .collect();
+        if !not_run.is_empty() && !self.filtered {
+            let _ = write!(line, "; not run against this target: {}", not_run.join(", "));
+        }
         let should = self.failing(Level::Should);
         if !should.is_empty() {
             let _ = write!(line, "; SHOULD warnings: {}", should.join(", "));
@@ -188,7 +197,8 @@ impl Report {
         let _ = writeln!(md, "| Started | {} |", self.meta.started.format("%Y-%m-%d %H:%M:%S UTC"));
         let _ = writeln!(md, "| Duration | {:.1} s |", self.meta.duration.as_secs_f64());
         let _ = writeln!(md, "| Selection | {} |", self.meta.selection.as_deref().unwrap_or("all scenarios"));
-        let _ = writeln!(md, "| Scenarios | {run} run, {passed} passed, {} failed; {steps} steps passed |\n", run - passed);
+        let _ =
+            writeln!(md, "| Scenarios | {run} run, {passed} passed, {} failed; {steps} steps passed |\n", run - passed);
         let _ = writeln!(md, "## Requirements\n");
         let _ = writeln!(md, "| Requirement | Level | Result | Scenarios |\n|---|---|---|---|");
         for row in &self.rows {

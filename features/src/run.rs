@@ -46,6 +46,8 @@ pub struct Options {
     pub concurrency: usize,
     /// Bound of every wait for a reply or an event.
     pub wait: Duration,
+    /// A second app on the target (`id`, `secret`) for the isolation scenarios; they do not run without one.
+    pub other_app: Option<(String, String)>,
 }
 
 impl Options {
@@ -64,6 +66,7 @@ impl Options {
             console: true,
             concurrency: 8,
             wait: Duration::from_secs(5),
+            other_app: None,
         }
     }
 
@@ -133,6 +136,18 @@ pub fn feature_tags() -> anyhow::Result<(BTreeSet<String>, Vec<(String, Vec<Stri
     Ok((tagged, scenarios))
 }
 
+/// The second app of the in-process reference server, for the isolation scenarios.
+pub const OTHER_APP: (&str, &str) = ("other", "sk_other");
+
+/// The in-process reference server's configuration: `Config::for_tests()`
+/// (app `demo`, basic plan, 200 ms notification delay) plus [`OTHER_APP`].
+pub fn reference_config() -> supergroup_server::Config {
+    let mut config = supergroup_server::Config::for_tests();
+    let first = config.apps.first().map(|a| a.plan).unwrap_or(supergroup_protocol::limits::Plan::Basic);
+    config.apps.push(supergroup_server::AppConfig::new(OTHER_APP.0, OTHER_APP.1, first));
+    config
+}
+
 /// Runs the suite once.
 pub async fn run(opts: Options) -> anyhow::Result<Outcome> {
     let started_at = chrono::Utc::now();
@@ -140,9 +155,13 @@ pub async fn run(opts: Options) -> anyhow::Result<Outcome> {
     let spec = requirements::load(&requirements::spec_path())?;
     let (tagged, _) = feature_tags()?;
 
+    let mut opts = opts;
     let in_process = match &opts.target {
         Some(_) => None,
-        None => Some(supergroup_server::spawn(supergroup_server::Config::for_tests()).await?),
+        None => {
+            opts.other_app.get_or_insert_with(|| (OTHER_APP.0.to_string(), OTHER_APP.1.to_string()));
+            Some(supergroup_server::spawn(reference_config()).await?)
+        }
     };
     let target = opts.target.clone().or_else(|| in_process.as_ref().map(|s| s.base_url())).unwrap_or_default();
     let result = run_against(&opts, &target, &spec, &tagged, started_at, started).await;
@@ -173,7 +192,16 @@ async fn run_against(
         .await
         .map_err(|e| anyhow::anyhow!("registering the webhook receiver {hook_url} failed: {e}"))?;
 
-    let suite = Arc::new(Suite { rest: rest.clone(), app: app.clone(), inbox: receiver.inbox.clone(), wait: opts.wait });
+    let other_app = opts.other_app.as_ref().map(|(id, secret)| rest.with_app(id, secret));
+    let suite = Arc::new(Suite {
+        rest: rest.clone(),
+        app: app.clone(),
+        inbox: receiver.inbox.clone(),
+        wait: opts.wait,
+        hook_url: hook_url.clone(),
+        other_app,
+        in_process: opts.target.is_none(),
+    });
     let dir = match &opts.out {
         Some(out) => {
             let dir = out.join(started_at.format("%Y-%m-%dT%H-%M-%SZ").to_string());
@@ -210,7 +238,8 @@ fn output(dir: Option<&Path>, name: &str) -> anyhow::Result<Box<dyn std::io::Wri
 
 async fn run_cucumber(opts: &Options, suite: Arc<Suite>, dir: Option<&Path>) -> anyhow::Result<(Results, bool)> {
     let (recorder, results) = Recorder::new(scenarios_dir());
-    let console: Box<dyn std::io::Write> = if opts.console { Box::new(std::io::stdout()) } else { Box::new(std::io::sink()) };
+    let console: Box<dyn std::io::Write> =
+        if opts.console { Box::new(std::io::stdout()) } else { Box::new(std::io::sink()) };
     let tags: Option<TagOperation> = match &opts.tags {
         Some(t) => Some(t.parse().map_err(|e| anyhow::anyhow!("--tags {t:?}: {e}"))?),
         None => None,
@@ -220,14 +249,17 @@ async fn run_cucumber(opts: &Options, suite: Arc<Suite>, dir: Option<&Path>) -> 
         None => None,
     };
     let wanted = opts.requirements.clone();
-    let filter = move |f: &cucumber::gherkin::Feature,
-                       r: Option<&cucumber::gherkin::Rule>,
-                       s: &cucumber::gherkin::Scenario| {
-        let all = || f.tags.iter().chain(r.iter().flat_map(|r| &r.tags)).chain(&s.tags);
-        tags.as_ref().is_none_or(|t| t.eval(all()))
-            && name.as_ref().is_none_or(|n| n.is_match(&s.name))
-            && (wanted.is_empty() || all().any(|t| wanted.contains(t)))
-    };
+    let (own_server, other_app) = (suite.in_process, suite.other_app.is_some());
+    let filter =
+        move |f: &cucumber::gherkin::Feature, r: Option<&cucumber::gherkin::Rule>, s: &cucumber::gherkin::Scenario| {
+            let all = || f.tags.iter().chain(r.iter().flat_map(|r| &r.tags)).chain(&s.tags);
+            let possible =
+                (own_server || !all().any(|t| t == "own-server")) && (other_app || !all().any(|t| t == "other-app"));
+            possible
+                && tags.as_ref().is_none_or(|t| t.eval(all()))
+                && name.as_ref().is_none_or(|n| n.is_match(&s.name))
+                && (wanted.is_empty() || all().any(|t| wanted.contains(t)))
+        };
     let writer = writer::Basic::raw(console, writer::Coloring::Auto, 0)
         .summarized()
         .tee::<SgWorld, _>(writer::JUnit::for_tee(output(dir, "junit.xml")?, 0))

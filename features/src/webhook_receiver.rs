@@ -8,7 +8,7 @@
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -21,6 +21,9 @@ use tokio::sync::{Notify, oneshot};
 /// produces a few per message, so this is never reached by the suite itself;
 /// it only stops a misbehaving server from growing the receiver without end.
 const KEPT_PER_CONVERSATION: usize = 1_000;
+
+/// The path of the URL the suite registers.
+pub const DEFAULT_PATH: &str = "/webhooks";
 
 /// One POST the receiver got.
 #[derive(Debug, Clone)]
@@ -39,6 +42,14 @@ pub struct Delivery {
     pub answered: u16,
     /// When it arrived.
     pub at: Instant,
+    /// The request path, to tell two registered URLs apart.
+    pub path: String,
+    /// The HTTP method (the protocol uses POST).
+    pub method: String,
+    /// `Content-Type` as sent.
+    pub content_type: Option<String>,
+    /// The body bytes, to compare a retry with the first attempt.
+    pub raw: Bytes,
 }
 
 impl Delivery {
@@ -73,6 +84,8 @@ struct Shared {
     by_conversation: Mutex<HashMap<String, VecDeque<Delivery>>>,
     /// Conversation ids whose next deliveries are answered 500 (to see the retry), with how many.
     fail_next: Mutex<HashMap<String, u32>>,
+    /// Conversation ids whose next delivery is answered only after this long (to see the timeout).
+    hold_next: Mutex<HashMap<String, Duration>>,
     /// Woken on every delivery, for [`Inbox::wait_for`].
     arrived: Notify,
 }
@@ -90,6 +103,7 @@ impl Inbox {
                 secret: secret.into(),
                 by_conversation: Mutex::new(HashMap::new()),
                 fail_next: Mutex::new(HashMap::new()),
+                hold_next: Mutex::new(HashMap::new()),
                 arrived: Notify::new(),
             }),
         }
@@ -104,6 +118,11 @@ impl Inbox {
     /// Answers the next `n` deliveries about `conversation_id` with HTTP 500.
     pub fn fail_next(&self, conversation_id: &str, n: u32) {
         self.shared.fail_next.lock().expect("inbox lock poisoned").insert(conversation_id.into(), n);
+    }
+
+    /// Answers the next delivery about `conversation_id` only after `hold`.
+    pub fn hold_next(&self, conversation_id: &str, hold: Duration) {
+        self.shared.hold_next.lock().expect("inbox lock poisoned").insert(conversation_id.into(), hold);
     }
 
     /// Waits until a delivery about `conversation_id` matches `pred`; fails
@@ -138,14 +157,15 @@ impl Inbox {
         }
     }
 
-    fn record(&self, headers: &HeaderMap, body: &[u8]) -> u16 {
+    /// Keeps one request; returns the status to answer and how long to hold the answer.
+    fn record(&self, method: &Method, uri: &Uri, headers: &HeaderMap, body: Bytes) -> (u16, Duration) {
         let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let timestamp = header(TIMESTAMP_HEADER);
         let signature_ok = match (&timestamp, header(SIGNATURE_HEADER)) {
-            (Some(ts), Some(sig)) => verify(&self.shared.secret, ts, body, &sig),
+            (Some(ts), Some(sig)) => verify(&self.shared.secret, ts, &body, &sig),
             _ => false,
         };
-        let json: serde_json::Value = serde_json::from_slice(body).unwrap_or(serde_json::Value::Null);
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
         let conversation_id =
             json.pointer("/data/conversation/id").and_then(|v| v.as_str()).unwrap_or_default().to_string();
         let answered = {
@@ -158,6 +178,8 @@ impl Inbox {
                 _ => 200,
             }
         };
+        let hold =
+            self.shared.hold_next.lock().expect("inbox lock poisoned").remove(&conversation_id).unwrap_or_default();
         let delivery = Delivery {
             kind: json.get("type").and_then(|v| v.as_str()).unwrap_or_default().to_string(),
             conversation_id: conversation_id.clone(),
@@ -166,6 +188,10 @@ impl Inbox {
             timestamp,
             answered,
             at: Instant::now(),
+            path: uri.path().to_string(),
+            method: method.to_string(),
+            content_type: header("content-type"),
+            raw: body,
         };
         {
             let mut map = self.shared.by_conversation.lock().expect("inbox lock poisoned");
@@ -176,7 +202,7 @@ impl Inbox {
             q.push_back(delivery);
         }
         self.shared.arrived.notify_waiters();
-        answered
+        (answered, hold)
     }
 }
 
@@ -211,7 +237,7 @@ impl Receiver {
 
     /// The URL to register for a receiver on this machine.
     pub fn local_url(&self) -> String {
-        format!("http://{}/webhooks", self.addr)
+        format!("http://{}{DEFAULT_PATH}", self.addr)
     }
 
     /// Stops serving.
@@ -221,6 +247,10 @@ impl Receiver {
     }
 }
 
-async fn receive(State(inbox): State<Inbox>, headers: HeaderMap, body: Bytes) -> StatusCode {
-    StatusCode::from_u16(inbox.record(&headers, &body)).unwrap_or(StatusCode::OK)
+async fn receive(State(inbox): State<Inbox>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let (status, hold) = inbox.record(&method, &uri, &headers, body);
+    if !hold.is_zero() {
+        tokio::time::sleep(hold).await;
+    }
+    StatusCode::from_u16(status).unwrap_or(StatusCode::OK)
 }

@@ -5,13 +5,15 @@
 //! names ("alice", "lobby"); the World turns them into unique ids.
 
 use crate::webhook_receiver::Inbox;
+use regex::Regex;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
+use std::sync::LazyLock;
 use std::time::Duration;
 use supergroup_protocol::client::{ApiError, Realtime, Rest};
 use supergroup_protocol::frames::{ServerFrame, Ui};
-use supergroup_protocol::rest::AppInfo;
+use supergroup_protocol::rest::{AppInfo, WebhookRegistration};
 
 /// What every scenario of one run shares.
 #[derive(Debug)]
@@ -24,6 +26,12 @@ pub struct Suite {
     pub inbox: Inbox,
     /// Bound of every wait for a reply or an event.
     pub wait: Duration,
+    /// The webhook URL the suite registered (scenarios that change the registration restore it).
+    pub hook_url: String,
+    /// A second app on the same server, for the isolation scenarios.
+    pub other_app: Option<Rest>,
+    /// Whether the target is the in-process reference server, so a scenario may start servers of its own.
+    pub in_process: bool,
 }
 
 impl Suite {
@@ -48,7 +56,14 @@ impl RestOutcome {
     pub fn of<T: fmt::Debug>(r: &Result<T, ApiError>) -> RestOutcome {
         match r {
             Ok(v) => RestOutcome { status: 200, code: None, body: format!("{v:?}") },
-            Err(e) => RestOutcome { status: e.status().unwrap_or(0), code: e.code().map(str::to_owned), body: e.to_string() },
+            Err(ApiError::Api { status, code, message }) => RestOutcome {
+                status: *status,
+                code: Some(code.clone()),
+                body: serde_json::json!({"error": {"code": code, "message": message}}).to_string(),
+            },
+            Err(e) => {
+                RestOutcome { status: e.status().unwrap_or(0), code: e.code().map(str::to_owned), body: e.to_string() }
+            }
         }
     }
 
@@ -87,6 +102,18 @@ pub struct SgWorld {
     pub message_ids: HashMap<String, String>,
     /// Extra guest connections of the guest-limit scenarios, with their user ids.
     pub crowd: Vec<(String, Realtime)>,
+    /// Set when a scenario changed the webhook registration; the after hook restores it.
+    pub registration_changed: bool,
+    /// `createdAt` of users and conversations as first read, by name.
+    pub created_at: HashMap<String, i64>,
+    /// Anything else a scenario needs to carry from one step to the next, by name.
+    pub notes: HashMap<String, String>,
+    /// A reference server the scenario started for itself (shutdown scenario).
+    pub own_server: Option<supergroup_server::Running>,
+    /// That server stopping in the background.
+    pub stopping: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    /// A connection that stopped reading (slow-consumer scenario), raw, with its user.
+    pub slow: Option<(String, supergroup_protocol::client::Ws)>,
 }
 
 impl fmt::Debug for SgWorld {
@@ -126,15 +153,57 @@ impl SgWorld {
         format!("{}{name}", self.prefix)
     }
 
+    /// Replaces `{name}` with the id of `name`, `{x*N}` with N times `x`, and
+    /// `{custom*N}` with a JSON object of N entries: the placeholders of
+    /// feature-file texts, paths and frames.
+    pub fn expand(&self, text: &str) -> String {
+        static REPEAT: LazyLock<Regex> =
+            LazyLock::new(|| Regex::new(r"\{(\w+)\*(\d+)\}").expect("the repeat pattern is valid"));
+        static NAME: LazyLock<Regex> =
+            LazyLock::new(|| Regex::new(r"\{([A-Za-z][\w-]*)\}").expect("the name pattern is valid"));
+        let repeated = REPEAT.replace_all(text, |c: &regex::Captures<'_>| {
+            let n: usize = c[2].parse().unwrap_or(0);
+            if &c[1] == "custom" {
+                let entries: Vec<String> = (0..n).map(|i| format!("\"k{i}\":\"v\"")).collect();
+                format!("{{{}}}", entries.join(","))
+            } else {
+                c[1].repeat(n)
+            }
+        });
+        NAME.replace_all(&repeated, |c: &regex::Captures<'_>| self.id(&c[1])).into_owned()
+    }
+
+    /// The user of a connection name: `alice#2` is alice's second connection.
+    pub fn user_of(conn: &str) -> &str {
+        conn.split('#').next().unwrap_or(conn)
+    }
+
     /// The scenario name of an id (the id itself when it is not one of ours).
     pub fn name_of(&self, id: &str) -> String {
         id.strip_prefix(&self.prefix).unwrap_or(id).to_string()
     }
 
-    /// The realtime URL for `user` (a name), with a valid token.
+    /// A REST call whose answer is kept as it came (status, code, body text),
+    /// for the steps that judge the exact answer. `path` segments are sent as given.
+    pub async fn call(&mut self, method: reqwest::Method, path: &str, body: Option<serde_json::Value>) -> RestOutcome {
+        let rest = self.rest();
+        let outcome = match rest.raw(method, path, body.map(|b| b.to_string()), Some(rest.secret())).await {
+            Ok((status, text)) => RestOutcome::raw(status, text),
+            Err(e) => RestOutcome { status: e.status().unwrap_or(0), code: None, body: e.to_string() },
+        };
+        self.last_rest = Some(outcome.clone());
+        outcome
+    }
+
+    /// `id` percent-encoded as one path segment.
+    pub fn seg(id: &str) -> String {
+        url::form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>().replace('+', "%20")
+    }
+
+    /// The realtime URL for `user` (a name, or a connection name like `alice#2`), with a valid token.
     pub fn realtime_url(&self, user: &str) -> String {
         let rest = self.rest();
-        rest.realtime_url(&rest.token(&self.id(user)))
+        rest.realtime_url(&rest.token(&self.id(Self::user_of(user))))
     }
 
     /// `user`'s connection, opening one if there is none yet.
@@ -164,8 +233,18 @@ impl SgWorld {
         Ok(reply)
     }
 
-    /// Closes every connection of the scenario (the `after` hook).
+    /// Closes every connection of the scenario and restores the webhook
+    /// registration if the scenario changed it (the `after` hook).
     pub async fn hang_up(&mut self) {
+        if self.registration_changed
+            && let Some(suite) = &self.suite
+        {
+            let reg = WebhookRegistration { url: suite.hook_url.clone(), events: None };
+            let _ = suite.rest.put_webhook(&reg).await;
+        }
+        if let Some(server) = self.own_server.take() {
+            let _ = server.stop().await;
+        }
         let conns = self.conns.drain().map(|(_, c)| c).chain(self.crowd.drain(..).map(|(_, c)| c));
         let closing = futures_util::future::join_all(conns.map(|c| c.disconnect()));
         let _ = tokio::time::timeout(Duration::from_secs(2), closing).await;

@@ -17,11 +17,8 @@ fn coverage() -> Vec<String> {
     let (tagged, scenarios) = feature_tags().expect("the feature files parse");
     let known: BTreeSet<&str> = spec.iter().map(|r| r.id.as_str()).collect();
     let mut problems = Vec::new();
-    let uncovered: Vec<&str> = spec
-        .iter()
-        .filter(|r| r.level == Level::Must && !tagged.contains(&r.id))
-        .map(|r| r.id.as_str())
-        .collect();
+    let uncovered: Vec<&str> =
+        spec.iter().filter(|r| r.level == Level::Must && !tagged.contains(&r.id)).map(|r| r.id.as_str()).collect();
     if !uncovered.is_empty() {
         problems.push(format!("MUST requirements with no scenario: {}", uncovered.join(", ")));
     }

@@ -1,0 +1,199 @@
+//! Whole connections: a server shutting down (1001) and a client that stops
+//! reading (1008 "slow consumer"), with a reader next to it that must keep up.
+
+use super::describe;
+use crate::world::SgWorld;
+use cucumber::{given, then, when};
+use futures_util::StreamExt as _;
+use std::time::Duration;
+use supergroup_protocol::client::{Realtime, Rest};
+use supergroup_protocol::frames::{ServerFrame, Ui};
+use supergroup_protocol::rest::{ConversationUpsert, NewMessage, PageQuery};
+use supergroup_protocol::webhook::NOTIFICATION_TRIGGERED;
+use tokio::net::TcpSocket;
+use tokio_tungstenite::tungstenite::Message;
+
+/// Characters per flood message: large, so the server's socket buffers fill with few messages.
+const FLOOD_TEXT: usize = 16_000;
+/// Most messages one flood posts before giving up (about 64 MB of text).
+const FLOOD_BUDGET: usize = 4_000;
+/// Receive buffer of the connection that stops reading, so the flood fills it fast.
+const SLOW_RCVBUF: u32 = 8 * 1024;
+
+#[given(regex = r#"^a server of its own with a connected user$"#)]
+async fn own_server(w: &mut SgWorld) -> anyhow::Result<()> {
+    anyhow::ensure!(w.suite().in_process, "this scenario needs the in-process reference server");
+    let server = supergroup_server::spawn(supergroup_server::Config::for_tests()).await?;
+    let app = &supergroup_server::Config::for_tests().apps[0];
+    let rest = Rest::new(&server.base_url(), &app.id, &app.secret);
+    let mut rt = Realtime::connect(&rest.realtime_url(&rest.token("shutdown-user"))).await?;
+    rest.put_conversation(
+        "shutdown-room",
+        &ConversationUpsert { participants: Some(vec!["shutdown-user".into()]), ..Default::default() },
+    )
+    .await?;
+    let reply = rt.open("shutdown-room", Ui::Chatbox, false, w.wait()).await?;
+    anyhow::ensure!(matches!(reply, ServerFrame::Opened { .. }), "expected opened; received {}", describe(&reply));
+    w.conns.insert("own-server-user".into(), rt);
+    w.own_server = Some(server);
+    Ok(())
+}
+
+#[when(regex = r#"^that server shuts down$"#)]
+async fn shuts_down(w: &mut SgWorld) -> anyhow::Result<()> {
+    let server = w.own_server.take().ok_or_else(|| anyhow::anyhow!("no server of its own"))?;
+    // Stop in the background: the close frames are read below while it stops.
+    w.stopping = Some(tokio::spawn(async move { server.stop().await }));
+    Ok(())
+}
+
+#[then(regex = r#"^the user's connection is closed with code (\d+)$"#)]
+async fn user_closed(w: &mut SgWorld, code: u16) -> anyhow::Result<()> {
+    let wait = w.wait();
+    let rt = w.conns.get_mut("own-server-user").ok_or_else(|| anyhow::anyhow!("no connection"))?;
+    let (got, reason) = rt.wait_closed(wait).await?;
+    if let Some(stopping) = w.stopping.take() {
+        let _ = tokio::time::timeout(wait, stopping).await;
+    }
+    anyhow::ensure!(got == Some(code), "expected close code {code} on shutdown; received {got:?} {reason:?}");
+    Ok(())
+}
+
+#[given(regex = r#"^(\w+) has "([^"]+)" open as a guest and stops reading$"#)]
+async fn stops_reading(w: &mut SgWorld, user: String, conv: String) -> anyhow::Result<()> {
+    let url = w.realtime_url(&user);
+    let addr = w.rest().base().trim_start_matches("http://").trim_start_matches("https://").to_string();
+    let addr = tokio::net::lookup_host(&addr).await?.next().ok_or_else(|| anyhow::anyhow!("cannot resolve {addr}"))?;
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    socket.set_recv_buffer_size(SLOW_RCVBUF)?;
+    let stream = socket.connect(addr).await?;
+    let (mut ws, _) =
+        tokio_tungstenite::client_async(url.as_str(), tokio_tungstenite::MaybeTlsStream::Plain(stream)).await?;
+    let open = format!(r#"{{"type":"open","ref":"slow","conversationId":"{}","asGuest":true}}"#, w.id(&conv));
+    futures_util::SinkExt::send(&mut ws, Message::text(open)).await?;
+    let reply = tokio::time::timeout(w.wait(), ws.next()).await?;
+    let ok = matches!(&reply, Some(Ok(Message::Text(t))) if t.as_str().contains("\"opened\""));
+    anyhow::ensure!(ok, "expected {user} to open {conv} as a guest; received {reply:?}");
+    // Also a participant, so the server's notification tells when it dropped the connection.
+    w.rest().put_participant(&w.id(&conv), &w.id(&user), &Default::default()).await?;
+    w.slow = Some((user, ws));
+    Ok(())
+}
+
+#[when(regex = r#"^(\w+) floods "([^"]+)" until (\w+) is dropped$"#)]
+async fn flood(w: &mut SgWorld, sender: String, conv: String, slow: String) -> anyhow::Result<()> {
+    let (conv_id, sender_id, slow_id) = (w.id(&conv), w.id(&sender), w.id(&slow));
+    let rest = w.rest();
+    let suite = w.suite();
+    // The reader keeps reading in the background while the flood runs.
+    let mut reader = w.conns.remove("reader").ok_or_else(|| anyhow::anyhow!("reader has no connection"))?;
+    let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let reading_conv = conv_id.clone();
+    let reading = tokio::spawn(async move {
+        let mut texts = Vec::new();
+        loop {
+            tokio::select! {
+                _ = &mut stop_rx => break,
+                ev = reader.next_event(Duration::from_secs(30)) => match ev {
+                    Ok(supergroup_protocol::client::Event::Frame(ServerFrame::Message { message })) if message.conversation_id == reading_conv => {
+                        texts.push(message.text.split(' ').take(2).collect::<Vec<_>>().join(" "));
+                    }
+                    Ok(supergroup_protocol::client::Event::Frame(_)) => {}
+                    _ => break,
+                },
+            }
+        }
+        (reader, texts)
+    });
+    let padding = "x".repeat(FLOOD_TEXT);
+    let mut posted = 0;
+    let dropped = |suite: &crate::world::Suite| {
+        suite
+            .inbox
+            .deliveries(&conv_id)
+            .iter()
+            .any(|d| d.kind == NOTIFICATION_TRIGGERED && d.recipient() == Some(slow_id.as_str()))
+    };
+    while posted < FLOOD_BUDGET && !dropped(&suite) {
+        let batch: Vec<NewMessage> = (posted..posted + 10)
+            .map(|i| NewMessage::UserMessage {
+                sender: sender_id.clone(),
+                text: format!("flood {i} {padding}"),
+                custom: None,
+                idempotency_key: None,
+            })
+            .collect();
+        rest.post_messages(&conv_id, &batch)
+            .await
+            .map_err(|e| anyhow::anyhow!("posting flood batch at {posted}: {e}"))?;
+        posted += 10;
+    }
+    // Once dropped, the notification window must close before the event shows; wait for it.
+    let seen = suite
+        .inbox
+        .wait_for(
+            &conv_id,
+            &format!("{slow} to be dropped (seen as a notification for it) after {posted} messages"),
+            suite.notification_wait(),
+            |d| d.kind == NOTIFICATION_TRIGGERED && d.recipient() == Some(slow_id.as_str()),
+        )
+        .await;
+    // Give the reader time to catch up with everything posted, then stop it.
+    let deadline = tokio::time::Instant::now() + suite.wait;
+    while tokio::time::Instant::now() < deadline && !reading.is_finished() {
+        let history = rest.messages(&conv_id, &PageQuery { limit: Some("1".into()), starting_after: None }).await?;
+        if history.data.first().is_some_and(|m| m.text.starts_with(&format!("flood {} ", posted - 1))) {
+            break;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(0)).await;
+    w.notes.insert("flood-posted".into(), posted.to_string());
+    let _ = stop_tx.send(());
+    let (reader, texts) = reading.await?;
+    w.conns.insert("reader".into(), reader);
+    w.notes.insert("flood-read".into(), texts.join("|"));
+    seen.map(drop)
+}
+
+#[then(regex = r#"^(\w+) is dropped with close code 1008 and reason "slow consumer"$"#)]
+async fn slow_closed(w: &mut SgWorld, user: String) -> anyhow::Result<()> {
+    let (_, mut ws) = w.slow.take().ok_or_else(|| anyhow::anyhow!("{user} has no slow connection"))?;
+    let deadline = tokio::time::Instant::now() + w.wait() * 2;
+    loop {
+        match tokio::time::timeout_at(deadline, ws.next()).await {
+            Err(_) => {
+                anyhow::bail!("expected {user}'s connection to be closed with 1008 \"slow consumer\"; it is still open")
+            }
+            Ok(Some(Ok(Message::Close(Some(c))))) => {
+                let (code, reason) = (u16::from(c.code), c.reason.to_string());
+                anyhow::ensure!(
+                    code == 1008 && reason == "slow consumer",
+                    "expected close 1008 \"slow consumer\"; received {code} {reason:?}"
+                );
+                return Ok(());
+            }
+            Ok(Some(Ok(Message::Close(None)))) => {
+                anyhow::bail!("expected close 1008 \"slow consumer\"; received a close frame without code")
+            }
+            Ok(None) | Ok(Some(Err(_))) => {
+                anyhow::bail!("expected close 1008 \"slow consumer\"; the connection ended without a close frame")
+            }
+            Ok(Some(Ok(_))) => continue,
+        }
+    }
+}
+
+#[then(regex = r#"^reader received every flood message in order$"#)]
+async fn reader_kept_up(w: &mut SgWorld) -> anyhow::Result<()> {
+    let posted: usize = w.notes.get("flood-posted").and_then(|s| s.parse().ok()).unwrap_or(0);
+    let read: Vec<String> =
+        w.notes.get("flood-read").map(|s| s.split('|').map(str::to_owned).collect()).unwrap_or_default();
+    let want: Vec<String> = (0..posted).map(|i| format!("flood {i}")).collect();
+    anyhow::ensure!(
+        read == want,
+        "expected the reader to get all {posted} flood messages in order; it got {} (first differences: {:?})",
+        read.len(),
+        read.iter().zip(&want).find(|(a, b)| a != b)
+    );
+    Ok(())
+}

@@ -1,0 +1,328 @@
+//! Notifications and webhooks, as the suite's receiver sees them:
+//! `notification.triggered` per recipient, `message.sent` with the sender's
+//! role, signatures, and the app's webhook registration.
+
+use super::GRACE;
+use crate::webhook_receiver::{DEFAULT_PATH, Delivery};
+use crate::world::SgWorld;
+use cucumber::{given, then, when};
+use std::time::Duration;
+use supergroup_protocol::rest::WebhookRegistration;
+use supergroup_protocol::webhook::{MESSAGE_SENT, NOTIFICATION_TRIGGERED};
+
+fn is_notification_for(d: &Delivery, recipient: &str) -> bool {
+    d.kind == NOTIFICATION_TRIGGERED && d.recipient() == Some(recipient)
+}
+
+fn quoted(list: &str) -> Vec<String> {
+    list.split('"').skip(1).step_by(2).map(str::to_owned).collect()
+}
+
+#[then(regex = r#"^(\w+) is notified of "([^"]*)" in "([^"]+)"$"#)]
+async fn notified_of(w: &mut SgWorld, user: String, text: String, conv: String) -> anyhow::Result<()> {
+    let (conv_id, user_id, text) = (w.id(&conv), w.id(&user), w.expand(&text));
+    let suite = w.suite();
+    let d = suite
+        .inbox
+        .wait_for(
+            &conv_id,
+            &format!("a notification.triggered for {user} with {text:?}"),
+            suite.notification_wait(),
+            |d| is_notification_for(d, &user_id) && d.texts().contains(&text),
+        )
+        .await?;
+    let data = &d.body["data"];
+    anyhow::ensure!(
+        data["conversation"]["id"] == conv_id.as_str() && data["messages"].is_array(),
+        "expected data {{recipient, conversation, messages}}; received {data}"
+    );
+    for m in data["messages"].as_array().into_iter().flatten() {
+        serde_json::from_value::<supergroup_protocol::rest::Message>(m.clone())
+            .map_err(|e| anyhow::anyhow!("expected full message objects in the notification; {e}: {m}"))?;
+    }
+    Ok(())
+}
+
+#[then(regex = r#"^(\w+) is not notified about "([^"]+)"$"#)]
+async fn not_notified(w: &mut SgWorld, user: String, conv: String) -> anyhow::Result<()> {
+    let (conv_id, user_id) = (w.id(&conv), w.id(&user));
+    let suite = w.suite();
+    // The positive control of the scenario has already been awaited; watch a little longer for a late event.
+    match suite.inbox.wait_for(&conv_id, "no notification", GRACE, |d| is_notification_for(d, &user_id)).await {
+        Ok(d) => {
+            anyhow::bail!("expected no notification.triggered for {user} in {conv}; received one with {:?}", d.texts())
+        }
+        Err(_) => Ok(()),
+    }
+}
+
+#[then(regex = r#"^(\w+) gets one notification for "([^"]+)" listing (.+)$"#)]
+async fn one_notification(w: &mut SgWorld, user: String, conv: String, list: String) -> anyhow::Result<()> {
+    let (conv_id, user_id) = (w.id(&conv), w.id(&user));
+    let want = quoted(&list);
+    let suite = w.suite();
+    let last = want.last().cloned().unwrap_or_default();
+    suite
+        .inbox
+        .wait_for(&conv_id, &format!("a notification for {user} listing {last:?}"), suite.notification_wait(), |d| {
+            is_notification_for(d, &user_id) && d.texts().contains(&last)
+        })
+        .await?;
+    let _ = suite
+        .inbox
+        .wait_for(&conv_id, "a late second notification", GRACE, |d| {
+            is_notification_for(d, &user_id) && !d.texts().contains(&last)
+        })
+        .await;
+    let events: Vec<Vec<String>> = suite
+        .inbox
+        .deliveries(&conv_id)
+        .iter()
+        .filter(|d| is_notification_for(d, &user_id))
+        .map(Delivery::texts)
+        .collect();
+    anyhow::ensure!(
+        events.len() == 1 && events[0] == want,
+        "expected one notification.triggered for {user} listing {want:?}; received {events:?}"
+    );
+    Ok(())
+}
+
+#[then(regex = r#"^(\w+)'s notifications for "([^"]+)" list only (.+)$"#)]
+async fn notifications_list_only(w: &mut SgWorld, user: String, conv: String, list: String) -> anyhow::Result<()> {
+    let (conv_id, user_id) = (w.id(&conv), w.id(&user));
+    let want = quoted(&list);
+    let suite = w.suite();
+    let last = want.last().cloned().unwrap_or_default();
+    suite
+        .inbox
+        .wait_for(&conv_id, &format!("a notification for {user} listing {last:?}"), suite.notification_wait(), |d| {
+            is_notification_for(d, &user_id) && d.texts().contains(&last)
+        })
+        .await?;
+    let _ = suite
+        .inbox
+        .wait_for(&conv_id, "a late extra notification", GRACE, |d| {
+            is_notification_for(d, &user_id) && !d.texts().contains(&last)
+        })
+        .await;
+    let got: Vec<String> = suite
+        .inbox
+        .deliveries(&conv_id)
+        .iter()
+        .filter(|d| is_notification_for(d, &user_id))
+        .flat_map(Delivery::texts)
+        .collect();
+    anyhow::ensure!(got == want, "expected {user}'s notifications to list exactly {want:?}; they listed {got:?}");
+    Ok(())
+}
+
+fn sent_for<'a>(ds: &'a [Delivery], text: &str) -> Vec<&'a Delivery> {
+    ds.iter().filter(|d| d.kind == MESSAGE_SENT && d.texts().iter().any(|t| t == text)).collect()
+}
+
+async fn wait_sent(w: &SgWorld, conv_id: &str, text: &str) -> anyhow::Result<Delivery> {
+    let suite = w.suite();
+    suite
+        .inbox
+        .wait_for(conv_id, &format!("a message.sent webhook for {text:?}"), suite.wait, |d| {
+            d.kind == MESSAGE_SENT && d.texts().iter().any(|t| t == text)
+        })
+        .await
+}
+
+#[then(regex = r#"^a message.sent webhook for "([^"]*)" (names (\w+) as (participant|guest)|has no sender)$"#)]
+async fn message_sent(w: &mut SgWorld, text: String, _all: String, user: String, role: String) -> anyhow::Result<()> {
+    let conv_id = w.notes.get(&format!("conv-of:{text}")).cloned().unwrap_or_default();
+    let d = wait_sent(w, &conv_id, &text).await?;
+    let sender = &d.body["data"]["sender"];
+    if user.is_empty() {
+        anyhow::ensure!(sender.is_null(), "expected data.sender null for a system message; received {sender}");
+    } else {
+        let id = w.id(&user);
+        anyhow::ensure!(
+            sender["id"] == id.as_str() && sender["role"] == role.as_str(),
+            "expected data.sender {{id: {id}, role: {role}}}; received {sender}"
+        );
+    }
+    anyhow::ensure!(
+        d.body["data"]["conversation"]["id"] == conv_id.as_str(),
+        "expected data.conversation.id {conv_id}"
+    );
+    let m = d.body["data"]["message"].clone();
+    serde_json::from_value::<supergroup_protocol::rest::Message>(m.clone())
+        .map_err(|e| anyhow::anyhow!("expected data.message in full message shape; {e}: {m}"))?;
+    Ok(())
+}
+
+#[then(regex = r#"^every webhook about "([^"]+)" is a signed JSON POST$"#)]
+async fn signed(w: &mut SgWorld, conv: String) -> anyhow::Result<()> {
+    let ds = w.suite().inbox.deliveries(&w.id(&conv));
+    anyhow::ensure!(!ds.is_empty(), "expected webhooks about {conv}; none came");
+    let now = chrono::Utc::now().timestamp();
+    for d in ds {
+        anyhow::ensure!(d.method == "POST", "expected POST; received {}", d.method);
+        anyhow::ensure!(
+            d.content_type.as_deref().is_some_and(|c| c.starts_with("application/json")),
+            "expected Content-Type application/json; received {:?}",
+            d.content_type
+        );
+        anyhow::ensure!(
+            d.signature_ok,
+            "expected a valid X-Supergroup-Signature on the {} event; it does not verify",
+            d.kind
+        );
+        let ts: i64 = d.timestamp.as_deref().and_then(|t| t.parse().ok()).unwrap_or(0);
+        anyhow::ensure!(
+            (now - 300..=now + 60).contains(&ts),
+            "expected X-Supergroup-Timestamp in Unix seconds near {now}; received {:?}",
+            d.timestamp
+        );
+        let b = &d.body;
+        anyhow::ensure!(
+            b["type"].is_string() && b["createdAt"].is_i64() && b["data"].is_object(),
+            "expected the body {{type, createdAt, data}}; received {b}"
+        );
+    }
+    Ok(())
+}
+
+#[then(regex = r#"^the only message.sent webhooks? of "([^"]+)" (?:is|are) for (.+)$"#)]
+async fn only_sent(w: &mut SgWorld, conv: String, list: String) -> anyhow::Result<()> {
+    let conv_id = w.id(&conv);
+    let want = quoted(&list);
+    for t in &want {
+        wait_sent(w, &conv_id, t).await?;
+    }
+    let suite = w.suite();
+    let _ = suite
+        .inbox
+        .wait_for(&conv_id, "a late extra message.sent", GRACE, |d| {
+            d.kind == MESSAGE_SENT && !d.texts().iter().any(|t| want.contains(t))
+        })
+        .await;
+    let got: Vec<String> = suite
+        .inbox
+        .deliveries(&conv_id)
+        .iter()
+        .filter(|d| d.kind == MESSAGE_SENT && d.answered == 200)
+        .flat_map(Delivery::texts)
+        .collect();
+    anyhow::ensure!(got == want, "expected message.sent webhooks only for {want:?}; received {got:?}");
+    Ok(())
+}
+
+#[when(regex = r#"^the suite registers its receiver at path "([^"]+)" for "([^"]+)" only$"#)]
+async fn register_filtered(w: &mut SgWorld, path: String, event: String) {
+    let base = w.suite().hook_url.trim_end_matches(DEFAULT_PATH).to_string();
+    w.registration_changed = true;
+    let reg = WebhookRegistration { url: format!("{base}{path}"), events: Some(vec![event]) };
+    w.call(reqwest::Method::PUT, "/webhooks", serde_json::to_value(&reg).ok()).await;
+}
+
+#[when(regex = r#"^the suite deletes the webhook registration$"#)]
+async fn delete_registration(w: &mut SgWorld) {
+    w.registration_changed = true;
+    w.call(reqwest::Method::DELETE, "/webhooks", None).await;
+}
+
+#[when(regex = r#"^the suite's registration is restored$"#)]
+#[then(regex = r#"^the suite's registration is restored$"#)]
+async fn restore(w: &mut SgWorld) -> anyhow::Result<()> {
+    let reg = WebhookRegistration { url: w.suite().hook_url.clone(), events: None };
+    w.rest().put_webhook(&reg).await.map_err(|e| anyhow::anyhow!("restoring the registration: {e}"))?;
+    w.registration_changed = false;
+    Ok(())
+}
+
+#[then(regex = r#"^that notification came to path "([^"]+)"$"#)]
+async fn came_to_path(w: &mut SgWorld, path: String) -> anyhow::Result<()> {
+    let ds = w.suite().inbox.deliveries(&w.notes.get("last-conv").cloned().unwrap_or_default());
+    let paths: Vec<&str> = ds.iter().filter(|d| d.kind == NOTIFICATION_TRIGGERED).map(|d| d.path.as_str()).collect();
+    anyhow::ensure!(
+        !paths.is_empty() && paths.iter().all(|p| *p == path),
+        "expected notifications at {path}; received at {paths:?}"
+    );
+    Ok(())
+}
+
+#[then(regex = r#"^no message.sent webhook came for "([^"]+)"$"#)]
+async fn no_sent(w: &mut SgWorld, conv: String) -> anyhow::Result<()> {
+    let conv_id = w.id(&conv);
+    let r = w.suite().inbox.wait_for(&conv_id, "no message.sent", GRACE, |d| d.kind == MESSAGE_SENT).await;
+    anyhow::ensure!(
+        r.is_err(),
+        "expected no message.sent for {conv} (events filter); received {:?}",
+        r.map(|d| d.texts())
+    );
+    Ok(())
+}
+
+#[then(regex = r#"^no webhook came for "([^"]*)"$"#)]
+async fn no_hook_for(w: &mut SgWorld, text: String) -> anyhow::Result<()> {
+    let conv_id = w.notes.get(&format!("conv-of:{text}")).cloned().unwrap_or_default();
+    let ds = w.suite().inbox.deliveries(&conv_id);
+    let hits =
+        sent_for(&ds, &text).len() + ds.iter().filter(|d| d.texts().contains(&text) && d.kind != MESSAGE_SENT).count();
+    anyhow::ensure!(hits == 0, "expected no webhook for {text:?} (sent while unregistered); received {hits}");
+    Ok(())
+}
+
+#[given(regex = r#"^the receiver answers the next delivery about "([^"]+)" with HTTP 500$"#)]
+async fn fail_next(w: &mut SgWorld, conv: String) {
+    w.suite().inbox.fail_next(&w.id(&conv), 1);
+}
+
+#[given(regex = r#"^the receiver holds the next delivery about "([^"]+)" for (\d+) seconds$"#)]
+async fn hold_next(w: &mut SgWorld, conv: String, secs: u64) {
+    w.suite().inbox.hold_next(&w.id(&conv), Duration::from_secs(secs));
+}
+
+async fn two_attempts(w: &SgWorld, text: &str, within: Duration) -> anyhow::Result<(Delivery, Delivery)> {
+    let conv_id = w.notes.get(&format!("conv-of:{text}")).cloned().unwrap_or_default();
+    let suite = w.suite();
+    let text_owned = text.to_string();
+    suite
+        .inbox
+        .wait_for(&conv_id, &format!("a second delivery of the message.sent for {text:?}"), within, |_| {
+            sent_for(&suite.inbox.deliveries(&conv_id), &text_owned).len() >= 2
+        })
+        .await?;
+    let ds = suite.inbox.deliveries(&conv_id);
+    let attempts = sent_for(&ds, text);
+    anyhow::ensure!(attempts.len() == 2, "expected exactly two attempts; received {}", attempts.len());
+    Ok((attempts[0].clone(), attempts[1].clone()))
+}
+
+#[then(
+    regex = r#"^the message.sent webhook for "([^"]*)" is delivered twice about a second apart with identical signed bodies$"#
+)]
+async fn retried(w: &mut SgWorld, text: String) -> anyhow::Result<()> {
+    let (a, b) = two_attempts(w, &text, w.wait()).await?;
+    let gap = b.at.duration_since(a.at);
+    anyhow::ensure!(
+        gap >= Duration::from_millis(500) && gap <= Duration::from_millis(3000),
+        "expected the retry about 1 s after the failed attempt; it came after {gap:?}"
+    );
+    anyhow::ensure!(a.raw == b.raw, "expected a byte-identical body on the retry");
+    anyhow::ensure!(a.signature_ok && b.signature_ok, "expected valid signatures on both attempts");
+    // Watch a little longer: a third attempt would be one retry too many.
+    let _ = w.suite().inbox.wait_for(&a.conversation_id, "no third attempt", GRACE * 3, |_| false).await;
+    anyhow::ensure!(
+        sent_for(&w.suite().inbox.deliveries(&a.conversation_id), &text).len() == 2,
+        "expected exactly one retry after a success"
+    );
+    Ok(())
+}
+
+#[then(regex = r#"^the message.sent webhook for "([^"]*)" is retried within (\d+) to (\d+) seconds$"#)]
+async fn retried_after_timeout(w: &mut SgWorld, text: String, lo: u64, hi: u64) -> anyhow::Result<()> {
+    let (a, b) = two_attempts(w, &text, Duration::from_secs(hi + 2)).await?;
+    let gap = b.at.duration_since(a.at);
+    anyhow::ensure!(
+        gap >= Duration::from_secs(lo) && gap <= Duration::from_secs(hi),
+        "expected the attempt to be abandoned after 5 s and retried about 1 s later; the retry came after {gap:?}"
+    );
+    anyhow::ensure!(a.raw == b.raw, "expected a byte-identical body on the retry");
+    Ok(())
+}
