@@ -84,6 +84,6 @@ async fn write_batch(
 /// Whether a read error is tungstenite's "message or frame too long".
 fn is_too_big(e: &axum::Error) -> bool {
     use std::error::Error as _;
-    use tokio_tungstenite::tungstenite::Error as WsError;
+    use tungstenite::Error as WsError;
     e.source().and_then(|s| s.downcast_ref::<WsError>()).is_some_and(|e| matches!(e, WsError::Capacity(_)))
 }
