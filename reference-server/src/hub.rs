@@ -71,6 +71,37 @@ struct Room {
     members: HashMap<ConnId, Member>,
     /// Guest users with the conversation open, and on how many connections.
     guests: HashMap<Arc<str>, u32>,
+    /// Every user with the conversation open (any role), and on how many
+    /// connections: "has it open" is asked once per participant per message.
+    present: HashMap<Arc<str>, u32>,
+}
+
+impl Room {
+    fn insert(&mut self, role: Role, out: &Outbox) {
+        if role == Role::Guest {
+            *self.guests.entry(out.user.clone()).or_default() += 1;
+        }
+        *self.present.entry(out.user.clone()).or_default() += 1;
+        self.members.insert(out.id, Member { role, out: out.clone() });
+    }
+
+    fn remove(&mut self, conn: ConnId) -> Option<Member> {
+        let member = self.members.remove(&conn)?;
+        if member.role == Role::Guest {
+            decrement(&mut self.guests, &member.out.user);
+        }
+        decrement(&mut self.present, &member.out.user);
+        Some(member)
+    }
+}
+
+fn decrement(counts: &mut HashMap<Arc<str>, u32>, user: &Arc<str>) {
+    if let Some(n) = counts.get_mut(user) {
+        *n -= 1;
+        if *n == 0 {
+            counts.remove(user);
+        }
+    }
 }
 
 /// The outcome of [`Hub::open`].
@@ -112,9 +143,8 @@ impl Hub {
                 }
                 return Opened::GuestLimitReached;
             }
-            *room.guests.entry(out.user.clone()).or_default() += 1;
         }
-        room.members.insert(out.id, Member { role, out: out.clone() });
+        room.insert(role, out);
         Opened::New(role)
     }
 
@@ -122,9 +152,8 @@ impl Hub {
     pub fn close(&self, key: &RoomKey, conn: ConnId) -> bool {
         let mut rooms = self.rooms();
         let Some(room) = rooms.get_mut(key) else { return false };
-        let Some(member) = room.members.remove(&conn) else { return false };
-        if member.role == Role::Guest {
-            release_guest(room, &member.out.user);
+        if room.remove(conn).is_none() {
+            return false;
         }
         if room.members.is_empty() {
             rooms.remove(key);
@@ -139,7 +168,7 @@ impl Hub {
 
     /// Whether `user` has `key` open on any connection, in any role.
     pub fn user_has_open(&self, key: &RoomKey, user: &str) -> bool {
-        self.rooms().get(key).is_some_and(|r| r.members.values().any(|m| &*m.out.user == user))
+        self.rooms().get(key).is_some_and(|r| r.present.contains_key(user))
     }
 
     /// Guest users who have `key` open now.
@@ -174,13 +203,17 @@ impl Hub {
     pub fn evict_participant(&self, key: &RoomKey, user: &str, closed_frame: &Utf8Bytes) {
         let mut rooms = self.rooms();
         let Some(room) = rooms.get_mut(key) else { return };
-        room.members.retain(|_, m| {
-            let evict = m.role == Role::Participant && &*m.out.user == user;
-            if evict {
+        let evicted: Vec<ConnId> = room
+            .members
+            .iter()
+            .filter(|(_, m)| m.role == Role::Participant && &*m.out.user == user)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in evicted {
+            if let Some(m) = room.remove(id) {
                 m.out.push(closed_frame.clone());
             }
-            !evict
-        });
+        }
         if room.members.is_empty() {
             rooms.remove(key);
         }
@@ -198,15 +231,6 @@ impl Hub {
     /// How many connections are present in any room (for logs and tests).
     pub fn connections_present(&self) -> usize {
         self.rooms().values().map(|r| r.members.len()).sum()
-    }
-}
-
-fn release_guest(room: &mut Room, user: &Arc<str>) {
-    if let Some(n) = room.guests.get_mut(user) {
-        *n -= 1;
-        if *n == 0 {
-            room.guests.remove(user);
-        }
     }
 }
 
