@@ -1,0 +1,18 @@
+//! Integration tests of the reference server: each test starts a real server
+//! on `127.0.0.1:0` (its own, in memory unless it tests durability) and drives
+//! it over real sockets with the protocol crate's REST and WebSocket clients.
+//! Test names say the rule; the SPEC.md requirement IDs are in the names or
+//! the comments. One binary (`tests/api`) so it links once.
+
+mod auth;
+mod bad_frames;
+mod bad_input;
+mod durability;
+mod guests;
+mod helpers;
+mod idempotency;
+mod limits;
+mod realtime;
+mod typing;
+mod user_conversations;
+mod webhooks;
