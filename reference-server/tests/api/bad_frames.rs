@@ -108,7 +108,6 @@ async fn frame_of_exactly_65536_bytes_is_processed_sg_rt_12() {
 }
 
 #[tokio::test]
-#[ignore = "server bug: SG-RT-12, the client sees a TCP reset (ECONNRESET) instead of a close frame with code 1009"]
 async fn frame_of_65537_bytes_closes_with_1009_and_stores_nothing_sg_rt_12() {
     let (app, mut alice, mut watcher) = room().await;
     alice.send_text(padded_send(65_537)).await.unwrap();
