@@ -78,8 +78,7 @@ Feature: Guest notifications
   @SG-NOTIFY-5
   Scenario: Messages inside the delay are grouped into one event, oldest first
     Given a conversation "team" with participants alice and bob
-    When alice posts "first" to "team"
-    And alice posts "second" to "team"
+    When alice posts "first" and "second" to "team" in one request
     Then bob gets one notification for "team" listing "first", "second"
 
   @SG-NOTIFY-6

@@ -50,8 +50,10 @@ struct Args {
     wait_ms: u64,
 }
 
+/// `reports/conformance` at the workspace root.
 fn default_out() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../reports/conformance"))
+    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().unwrap_or(manifest).join("reports").join("conformance")
 }
 
 #[tokio::main]

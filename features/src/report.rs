@@ -4,7 +4,7 @@
 //! `report.html` next to cucumber's JUnit XML and Cucumber JSON.
 
 use crate::recorder::{ScenarioResult, Status};
-use crate::requirements::{Level, Requirement, sort_key};
+use crate::requirements::{Level, Requirement};
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -102,8 +102,8 @@ impl Report {
             r.requirement.level == level
                 && match r.grade {
                     Grade::Pass | Grade::Fail => true,
-                    Grade::NotCovered => !self.filtered,
-                    Grade::NotRun => false,
+                    // A full run counts every MUST: one it could not check is not shown to conform.
+                    Grade::NotCovered | Grade::NotRun => !self.filtered,
                 }
         })
     }
@@ -206,11 +206,7 @@ impl Report {
                 (Grade::Fail, Level::Should) => "warning".to_string(),
                 (g, _) => g.as_str().to_string(),
             };
-            let scenarios: Vec<String> = row
-                .scenarios
-                .iter()
-                .map(|s| format!("{}:{} {} ({})", s.file, s.line, s.name, s.status.as_str()))
-                .collect();
+            let scenarios = grouped(&row.scenarios);
             let _ = writeln!(
                 md,
                 "| {} | {} | {} | {} |",
@@ -262,11 +258,7 @@ impl Report {
                 (Grade::Fail, Level::Should) => "warning",
                 (g, _) => g.as_str(),
             };
-            let scenarios: Vec<String> = row
-                .scenarios
-                .iter()
-                .map(|s| format!("{}:{} {} ({})", esc(&s.file), s.line, esc(&s.name), s.status.as_str()))
-                .collect();
+            let scenarios: Vec<String> = grouped(&row.scenarios).iter().map(|s| esc(s)).collect();
             let _ = write!(
                 h,
                 "<tr class=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -298,11 +290,35 @@ impl Report {
         h.push_str("</body></html>\n");
         h
     }
+}
 
-    /// The scenarios, sorted, with their requirement ids, for sorting rows elsewhere.
-    pub fn sorted_ids(ids: &mut [String]) {
-        ids.sort_by_key(|id| sort_key(id));
+/// One line per scenario, the examples of an outline folded into one:
+/// `file:line name (pass)` or `file:line name (3 of 4 examples pass)`.
+fn grouped(scenarios: &[ScenarioResult]) -> Vec<String> {
+    let mut lines: Vec<(String, usize, usize)> = Vec::new();
+    let mut keys: Vec<(String, String)> = Vec::new();
+    for s in scenarios {
+        let key = (s.file.clone(), s.name.clone());
+        let passed = usize::from(s.status == Status::Passed);
+        match keys.iter().position(|k| *k == key) {
+            Some(i) => {
+                lines[i].1 += passed;
+                lines[i].2 += 1;
+            }
+            None => {
+                keys.push(key);
+                lines.push((format!("{}:{} {}", s.file, s.line, s.name), passed, 1));
+            }
+        }
     }
+    lines
+        .into_iter()
+        .map(|(head, passed, total)| match (passed, total) {
+            (1, 1) => format!("{head} (pass)"),
+            (0, 1) => format!("{head} (FAIL)"),
+            (p, t) => format!("{head} ({p} of {t} examples pass)"),
+        })
+        .collect()
 }
 
 fn requirement_tags(s: &ScenarioResult) -> Vec<String> {

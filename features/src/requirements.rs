@@ -69,12 +69,6 @@ pub fn is_requirement_tag(tag: &str) -> bool {
     TAG.is_match(tag)
 }
 
-/// Sort key so `SG-GUEST-10` follows `SG-GUEST-9`.
-pub fn sort_key(id: &str) -> (String, u32) {
-    match id.rsplit_once('-') {
-        Some((area, n)) => (area.to_string(), n.parse().unwrap_or(u32::MAX)),
-        None => (id.to_string(), u32::MAX),
-    }
 }
 
 #[cfg(test)]
@@ -94,10 +88,9 @@ mod tests {
     }
 
     #[test]
-    fn tags_and_sorting() {
+    fn requirement_tags() {
         assert!(is_requirement_tag("SG-GUEST-3"));
         assert!(!is_requirement_tag("SG-guest-3"));
         assert!(!is_requirement_tag("slow"));
-        assert!(sort_key("SG-GUEST-9") < sort_key("SG-GUEST-10"));
     }
 }

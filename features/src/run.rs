@@ -107,8 +107,17 @@ pub fn scenarios_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios")
 }
 
-/// Every requirement tag used by a feature file (without `@`), and every tag at all.
-pub fn feature_tags() -> anyhow::Result<(BTreeSet<String>, Vec<(String, Vec<String>)>)> {
+/// The tags of the feature files.
+#[derive(Debug, Clone, Default)]
+pub struct TagIndex {
+    /// Every requirement id some scenario is tagged with (without `@`).
+    pub requirements: BTreeSet<String>,
+    /// Each scenario (`file:line name`) with all its tags, the feature's included.
+    pub scenarios: Vec<(String, Vec<String>)>,
+}
+
+/// Reads the tags of every feature file.
+pub fn feature_tags() -> anyhow::Result<TagIndex> {
     let mut tagged = BTreeSet::new();
     let mut scenarios = Vec::new();
     let mut files: Vec<PathBuf> = std::fs::read_dir(scenarios_dir())?
@@ -133,7 +142,7 @@ pub fn feature_tags() -> anyhow::Result<(BTreeSet<String>, Vec<(String, Vec<Stri
             scenarios.push((format!("{file}:{} {}", s.position.line, s.name), tags));
         }
     }
-    Ok((tagged, scenarios))
+    Ok(TagIndex { requirements: tagged, scenarios })
 }
 
 /// The second app of the in-process reference server, for the isolation scenarios.
@@ -153,7 +162,7 @@ pub async fn run(opts: Options) -> anyhow::Result<Outcome> {
     let started_at = chrono::Utc::now();
     let started = Instant::now();
     let spec = requirements::load(&requirements::spec_path())?;
-    let (tagged, _) = feature_tags()?;
+    let tagged = feature_tags()?.requirements;
 
     let mut opts = opts;
     let in_process = match &opts.target {

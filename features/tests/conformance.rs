@@ -7,14 +7,15 @@
 
 use std::collections::BTreeSet;
 use supergroup_conformance::requirements::{self, Level};
-use supergroup_conformance::run::feature_tags;
+use supergroup_conformance::run::{OTHER_APP, feature_tags, reference_config};
 use supergroup_conformance::violations::expected_failures;
 use supergroup_conformance::{Options, run};
-use supergroup_server::{Config, Violation};
+use supergroup_server::Violation;
 
 fn coverage() -> Vec<String> {
     let spec = requirements::load(&requirements::spec_path()).expect("SPEC.md is readable");
-    let (tagged, scenarios) = feature_tags().expect("the feature files parse");
+    let index = feature_tags().expect("the feature files parse");
+    let (tagged, scenarios) = (index.requirements, index.scenarios);
     let known: BTreeSet<&str> = spec.iter().map(|r| r.id.as_str()).collect();
     let mut problems = Vec::new();
     let uncovered: Vec<&str> =
@@ -45,7 +46,9 @@ fn coverage() -> Vec<String> {
 }
 
 async fn green() -> Vec<String> {
+    let started = std::time::Instant::now();
     let outcome = run(Options::in_process()).await.expect("the suite runs");
+    println!("green run: {:.1} s", started.elapsed().as_secs_f64());
     println!("\n{}", outcome.report.verdict());
     let failed: Vec<String> = outcome
         .report
@@ -69,11 +72,13 @@ async fn violations() -> Vec<String> {
             problems.push(format!("violation {v}: no expected requirement ids in violations.rs"));
             continue;
         }
-        let server = supergroup_server::spawn(Config::for_tests().violating(v)).await.expect("server starts");
+        let started = std::time::Instant::now();
+        let server = supergroup_server::spawn(reference_config().violating(v)).await.expect("server starts");
         let opts = Options {
             target: Some(server.base_url()),
             requirements: expected.iter().map(|s| s.to_string()).collect(),
             console: false,
+            other_app: Some((OTHER_APP.0.to_string(), OTHER_APP.1.to_string())),
             ..Options::in_process()
         };
         let outcome = run(opts).await.expect("the suite runs");
@@ -84,9 +89,14 @@ async fn violations() -> Vec<String> {
         if !missed.is_empty() || outcome.exit_code() == 0 {
             problems.push(format!("violation {v}: expected failures of {expected:?}, the suite failed {failing:?}"));
         }
-        table.push(format!("| `{v}` | {} | {} |", expected.join(", "), failing.join(", ")));
+        table.push(format!(
+            "| `{v}` | {} | {} | {:.1} s |",
+            expected.join(", "),
+            failing.join(", "),
+            started.elapsed().as_secs_f64()
+        ));
     }
-    println!("\n| violation | expected to fail | failed |\n|---|---|---|");
+    println!("\n| violation | expected to fail | failed | run time |\n|---|---|---|---|");
     for line in &table {
         println!("{line}");
     }

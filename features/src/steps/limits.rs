@@ -131,7 +131,7 @@ async fn update_with(w: &mut SgWorld, conv: String, subject: String, list: Strin
 async fn subject(w: &mut SgWorld, conv: String, not: String, want: String) -> anyhow::Result<()> {
     let c = w.rest().get_conversation(&w.id(&conv)).await?;
     let is = c.subject.as_deref() == Some(want.as_str());
-    anyhow::ensure!(is != !not.is_empty(), "expected the subject {}{want:?}; received {:?}", not, c.subject);
+    anyhow::ensure!(is == not.is_empty(), "expected the subject {}{want:?}; received {:?}", not, c.subject);
     Ok(())
 }
 

@@ -450,3 +450,14 @@ async fn monotonic(w: &mut SgWorld, conv: String) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[when(regex = r#"^(\w+) posts "([^"]*)" and "([^"]*)" to "([^"]+)" in one request$"#)]
+async fn posts_two(w: &mut SgWorld, user: String, a: String, b: String, conv: String) -> anyhow::Result<()> {
+    let sender = w.id(&user);
+    let batch = [user_message(sender.clone(), a, None), user_message(sender, b, None)];
+    w.rest()
+        .post_messages(&w.id(&conv), &batch)
+        .await
+        .map_err(|e| anyhow::anyhow!("expected the two messages to be stored; received {e}"))?;
+    Ok(())
+}
