@@ -114,9 +114,9 @@ pub struct Line<'a> {
     pub points: Vec<(f64, f64)>,
 }
 
-/// Lines over time, with the send window `[start, end]` shaded.
-pub fn over_time(title: &str, y_desc: &str, lines: &[Line<'_>], window: (f64, f64)) -> String {
-    let x_max = lines.iter().flat_map(|l| l.points.iter().map(|p| p.0)).fold(window.1, f64::max).max(1.0);
+/// Lines over time from 0 to `x_end` seconds, with the send window `[start, end]` shaded.
+pub fn over_time(title: &str, y_desc: &str, lines: &[Line<'_>], window: (f64, f64), x_end: f64) -> String {
+    let x_max = lines.iter().flat_map(|l| l.points.iter().map(|p| p.0)).fold(window.1.max(x_end), f64::max).max(1.0);
     let y_max = lines.iter().flat_map(|l| l.points.iter().map(|p| p.1)).fold(0.0, f64::max);
     let y_top = if y_max > 0.0 { y_max * 1.1 } else { 1.0 };
     render(|root| {
@@ -183,7 +183,7 @@ mod tests {
         let (x, y) = *pts.last().unwrap();
         assert_eq!(x, 1000.0);
         assert!((y - 10.0).abs() < 0.01, "the max, within HDR precision: {y}");
-        let t = over_time("x", "ms", &[Line { label: "a", points: vec![(0.0, 1.0), (1.0, 2.0)] }], (0.5, 1.0));
+        let t = over_time("x", "ms", &[Line { label: "a", points: vec![(0.0, 1.0), (1.0, 2.0)] }], (0.5, 1.0), 2.0);
         assert!(t.contains("seconds since start"));
         let empty = percentile_distribution("empty", &[("run", &crate::recorder::histogram())]);
         assert!(empty.starts_with("<svg"));

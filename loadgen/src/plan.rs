@@ -133,11 +133,22 @@ fn count_round_robin(n: usize, buckets: usize, b: usize) -> usize {
     n / buckets + usize::from(b < n % buckets)
 }
 
-/// When things happen, in seconds on the run clock.
+/// Longest the first message waits for joins to finish after the ramp: a join
+/// is a connect and an `open`, each bounded by 10 s, so by then every guest
+/// has either opened or failed.
+pub const JOIN_DEADLINE_SECS: f64 = 20.0;
+
+/// When things happen, in seconds on the run clock. Planned with
+/// [`Schedule::new`] (as if every join were instant); the first message
+/// actually waits until every user has joined or failed (at most
+/// [`JOIN_DEADLINE_SECS`] after the ramp), and the report shows the schedule
+/// as it happened ([`Schedule::with_send_start`]).
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct Schedule {
     /// Users are started over `[0, ramp_end)`.
     pub ramp_end: f64,
+    /// Pause between the last join and the first message.
+    pub settle: f64,
     /// The first message's intended time.
     pub send_start: f64,
     /// No message is intended after this.
@@ -150,19 +161,37 @@ impl Schedule {
     pub fn new(w: &Workload, settle: f64, drain: f64) -> Schedule {
         let ramp_end = w.users() as f64 / w.ramp;
         let send_start = ramp_end + settle;
-        let send_end = send_start + w.duration;
-        Schedule { ramp_end, send_start, send_end, drain_end: send_end + drain }
+        Schedule {
+            ramp_end,
+            settle,
+            send_start,
+            send_end: send_start + w.duration,
+            drain_end: send_start + w.duration + drain,
+        }
     }
 
-    /// The intended time of message `seq` of a talker sending `rate` per second, in µs.
-    pub fn intended_micros(&self, seq: u64, rate: f64) -> u64 {
-        ((self.send_start + seq as f64 / rate) * 1e6) as u64
+    /// The same schedule with the first message at `send_start`.
+    pub fn with_send_start(&self, send_start: f64) -> Schedule {
+        let shift = send_start - self.send_start;
+        Schedule { send_start, send_end: self.send_end + shift, drain_end: self.drain_end + shift, ..*self }
     }
 
-    /// Seconds goose keeps every user after the ramp (whole seconds, rounded up).
+    /// The latest the first message can be.
+    pub fn latest_send_start(&self) -> f64 {
+        self.send_start + JOIN_DEADLINE_SECS
+    }
+
+    /// Seconds goose keeps every user after the ramp: enough for the latest
+    /// possible start (the run ends itself earlier, when the drain is over).
     pub fn hold_secs(&self) -> u64 {
-        (self.drain_end - self.ramp_end).ceil().max(1.0) as u64
+        (self.drain_end + JOIN_DEADLINE_SECS - self.ramp_end + 5.0).ceil().max(1.0) as u64
     }
+}
+
+/// The intended time, in µs, of message `seq` of a talker sending `rate` a
+/// second from `send_start_us`.
+pub fn intended_micros(send_start_us: u64, seq: u64, rate: f64) -> u64 {
+    send_start_us + (seq as f64 * 1e6 / rate) as u64
 }
 
 /// Everything a user needs to know about the run.
@@ -245,7 +274,9 @@ mod tests {
         assert_eq!(s.ramp_end, 2.0);
         assert_eq!(s.send_start, 4.0);
         assert_eq!(s.drain_end, 17.0);
-        assert_eq!(s.intended_micros(5, 10.0), 4_500_000);
+        let late = s.with_send_start(6.5);
+        assert_eq!((late.send_end, late.drain_end, late.ramp_end), (16.5, 19.5, 2.0));
+        assert_eq!(intended_micros(4_000_000, 5, 10.0), 4_500_000);
         assert_eq!(w.messages_per_talker(), 100);
         let p = Plan {
             workload: Workload { conversations: 2, talkers: 5, ..w },

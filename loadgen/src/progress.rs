@@ -35,23 +35,27 @@ impl Progress {
     }
 
     /// Shows one second's sample.
-    pub fn update(&mut self, s: &SecondSample, sched: &Schedule, guests: usize, p99_ms: Option<f64>) {
-        let phase = if s.t < sched.ramp_end {
-            "ramp"
-        } else if s.t < sched.send_start {
-            "settle"
-        } else if s.t < sched.send_end {
-            "send"
+    /// `sched` is `None` until the first message's time is fixed.
+    pub fn update(&mut self, s: &SecondSample, sched: Option<&Schedule>, guests: usize, p99_ms: Option<f64>) {
+        let phase = if let Some(sched) = sched {
+            if s.t < sched.send_start {
+                "settle"
+            } else if s.t < sched.send_end {
+                "send"
+            } else {
+                "drain"
+            }
         } else {
-            "drain"
+            "join"
         };
         let server = match (s.server_cpu_pct, s.server_rss_kib) {
             (Some(cpu), Some(rss)) => format!(" | server {cpu:.0}% cpu {:.0} MiB", rss as f64 / 1024.0),
             (None, Some(rss)) => format!(" | server {:.0} MiB", rss as f64 / 1024.0),
             _ => String::new(),
         };
+        let own = s.loadgen_cpu_pct.map(|c| format!(" | loadgen {c:.0}% cpu")).unwrap_or_default();
         let msg = format!(
-            "{phase:<6} | guests {}/{guests} | sent {} | delivered {} ({}/s) | p99 {}{server}",
+            "{phase:<6} | guests {}/{guests} | sent {} | delivered {} ({}/s) | p99 {}{server}{own}",
             s.guests_open,
             s.sent,
             s.delivered,

@@ -103,6 +103,9 @@ pub struct Counters {
     /// Guests whose connection the server closed before the end (e.g. 1008 slow consumer).
     pub guests_closed_by_server: AtomicU64,
     pub talkers_open: AtomicU64,
+    /// Talkers that ever opened (the conductor waits for joined + failed = talkers).
+    pub talkers_joined: AtomicU64,
+    pub talkers_failed: AtomicU64,
     pub sent: AtomicU64,
     pub acked: AtomicU64,
     pub send_failed: AtomicU64,
@@ -139,6 +142,11 @@ pub struct SecondSample {
     pub max_ms: Option<f64>,
     pub server_cpu_pct: Option<f64>,
     pub server_rss_kib: Option<u64>,
+    /// The load generator's own process.
+    #[serde(default)]
+    pub loadgen_cpu_pct: Option<f64>,
+    #[serde(default)]
+    pub loadgen_rss_kib: Option<u64>,
 }
 
 /// Completeness over all guests.
@@ -190,6 +198,8 @@ pub struct Finished {
 struct Inner {
     clock: Clock,
     plan: Plan,
+    /// The first message's intended time (µs), or [`NEVER`] until the conductor sets it.
+    send_start: AtomicU64,
     shards: Vec<Mutex<Shard>>,
     ops: Mutex<Ops>,
     /// `talkers × per_talker` slots, talker-major.
@@ -215,6 +225,7 @@ impl Recorder {
             inner: Arc::new(Inner {
                 clock,
                 plan,
+                send_start: AtomicU64::new(NEVER),
                 shards,
                 ops: Mutex::new(Ops { connect: histogram(), open: histogram(), ack: histogram() }),
                 slots: (0..n).map(|_| MessageSlot::new()).collect(),
@@ -236,6 +247,16 @@ impl Recorder {
 
     pub fn counters(&self) -> &Counters {
         &self.inner.counters
+    }
+
+    /// Fixes the first message's intended time (µs); only the first call counts.
+    pub fn set_send_start(&self, micros: u64) {
+        let _ = self.inner.send_start.compare_exchange(NEVER, micros, Relaxed, Relaxed);
+    }
+
+    /// The first message's intended time (µs), once fixed.
+    pub fn send_start(&self) -> Option<u64> {
+        Some(self.inner.send_start.load(Relaxed)).filter(|&v| v != NEVER)
     }
 
     fn slot(&self, talker: usize, seq: u64) -> Option<&MessageSlot> {
@@ -310,7 +331,7 @@ impl Recorder {
     }
 
     /// Closes one second of the time series and returns it.
-    pub fn tick(&self, server: Option<ProcSample>) -> SecondSample {
+    pub fn tick(&self, server: Option<ProcSample>, own: Option<ProcSample>) -> SecondSample {
         let mut second = coarse_histogram();
         for shard in &self.inner.shards {
             let mut s = lock(shard);
@@ -331,6 +352,8 @@ impl Recorder {
             max_ms: (!second.is_empty()).then(|| second.max() as f64 / 1000.0),
             server_cpu_pct: server.and_then(|s| s.cpu_pct),
             server_rss_kib: server.map(|s| s.rss_kib),
+            loadgen_cpu_pct: own.and_then(|s| s.cpu_pct),
+            loadgen_rss_kib: own.map(|s| s.rss_kib),
         };
         lock(&self.inner.series).push(sample.clone());
         sample
@@ -375,7 +398,7 @@ impl Recorder {
             })
             .collect();
         let mut comp = Completeness::default();
-        let send_start = (plan.schedule.send_start * 1e6) as u64;
+        let send_start = self.send_start().unwrap_or(u64::MAX);
         let mut guests_opened_late = 0;
         for g in lock(&self.inner.guests).iter() {
             guests_opened_late += u64::from(g.opened_at > send_start);
@@ -492,10 +515,10 @@ mod tests {
     fn tick_takes_only_the_last_second() {
         let rec = Recorder::new(Clock::start_now(), plan(1, 1, 1));
         rec.delivery(3, 0, 0, 0, 2_000);
-        let s = rec.tick(None);
+        let s = rec.tick(None, None);
         assert_eq!(s.deliveries, 1);
         assert!((s.p99_ms.unwrap() - 2.0).abs() < 0.05);
-        assert_eq!(rec.tick(None).deliveries, 0);
+        assert_eq!(rec.tick(None, None).deliveries, 0);
         assert_eq!(rec.finish().series.len(), 2);
     }
 }

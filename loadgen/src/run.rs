@@ -8,9 +8,12 @@
 //!    `--conversations`); create the conversations with the talkers as
 //!    participants;
 //! 4. start the run clock and let goose start every user at `--ramp` per
-//!    second and keep them until the end of the drain, while a ticker samples
-//!    the recorder and the server once a second for the time series and the
-//!    progress line;
+//!    second (talkers first); the conductor fixes the first message's time
+//!    once every user has joined or failed (plus `--settle`), and ends the
+//!    goose run with goose's killswitch when the drain is over (goose's own
+//!    run time is only an upper bound, because joins take as long as the
+//!    server makes them). A ticker samples the recorder, the server and this
+//!    process once a second for the time series and the progress line;
 //! 5. stop every socket, wait (bounded) for every guest to hand in its
 //!    deliveries, stop the server, judge completeness and thresholds, and
 //!    write the report.
@@ -27,11 +30,12 @@ use crate::recorder::Recorder;
 use crate::report::summary::{self, Environment, GooseFigures, GooseRequestRow, Summary, Target};
 use crate::report::{self, Written};
 use crate::{scenarios, thresholds};
-use goose::GooseAttack;
 use goose::client::GooseClientBuilder;
 use goose::config::GooseConfiguration;
 use goose::metrics::GooseMetrics;
+use goose::{GooseAttack, GooseScheduler};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use supergroup_protocol::client::Rest;
 use supergroup_protocol::limits::MAX_PARTICIPANTS_PER_PUT;
@@ -140,10 +144,12 @@ impl Run<'_> {
             w.guests,
             ticker_stop.clone(),
         ));
+        let conductor = tokio::spawn(conduct(recorder.clone(), plan.schedule, ctx.stop.clone()));
 
         let goose_report = self.dir.join("goose-report.html");
         let goose = run_goose(&ctx, &goose_report, &self.dir).await;
         ctx.stop.cancel();
+        let _ = conductor.await;
         collect_guests(&recorder).await;
         ticker_stop.cancel();
         if let Ok(progress) = ticker.await {
@@ -152,6 +158,10 @@ impl Run<'_> {
         let metrics = goose?;
 
         let finished = recorder.finish();
+        let mut plan = plan;
+        if let Some(start) = recorder.send_start() {
+            plan.schedule = plan.schedule.with_send_start(start as f64 / 1e6);
+        }
         let target = Target {
             base_url: self.base_url.clone(),
             local_server: self.local,
@@ -223,27 +233,69 @@ async fn create_conversations(rest: &Rest, plan: &Plan) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Once a second: closes a second of the time series (with a server sample) and updates the progress line.
+/// Fixes the first message's time once every user has joined or failed
+/// (polling every 20 ms, at most until [`Schedule::latest_send_start`]), then
+/// ends the goose run when the drain is over.
+async fn conduct(recorder: Recorder, planned: Schedule, stop: CancellationToken) {
+    let clock = recorder.clock();
+    let w = recorder.plan().workload;
+    let c = recorder.counters();
+    let joined = || {
+        let guests =
+            c.guests_opened.load(Relaxed) + c.guest_connect_failed.load(Relaxed) + c.guest_open_failed.load(Relaxed);
+        let talkers = c.talkers_joined.load(Relaxed) + c.talkers_failed.load(Relaxed);
+        guests >= w.guests as u64 && talkers >= w.talkers as u64
+    };
+    let poll = Duration::from_millis(20);
+    let polls = (planned.latest_send_start() / poll.as_secs_f64()).ceil() as u64;
+    for _ in 0..polls {
+        let now = clock.now_secs();
+        if (now >= planned.ramp_end && joined()) || now >= planned.latest_send_start() {
+            break;
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(poll) => {}
+        }
+    }
+    let start = (clock.now_secs() + planned.settle).max(planned.send_start);
+    recorder.set_send_start((start * 1e6) as u64);
+    let end = planned.with_send_start(start).drain_end;
+    tokio::select! {
+        _ = stop.cancelled() => {}
+        _ = tokio::time::sleep_until(clock.instant_at((end * 1e6) as u64).into()) => {
+            // goose stops every user (between transactions) and writes its report.
+            goose::trigger_killswitch("supergroup-load: the drain is over");
+        }
+    }
+}
+
+/// Once a second: closes a second of the time series (with server and own
+/// samples) and updates the progress line.
 async fn tick(
     recorder: Recorder,
     mut sampler: Option<ProcSampler>,
     mut progress: Progress,
-    schedule: Schedule,
+    planned: Schedule,
     guests: usize,
     stop: CancellationToken,
 ) -> Progress {
+    let mut own = ProcSampler::new(std::process::id());
+    let _ = own.sample();
     let mut interval = tokio::time::interval(Duration::from_secs(1));
     interval.tick().await;
-    // Bounded by the run: the schedule's end plus generous slack for goose's start and stop.
-    let max_ticks = (schedule.drain_end + COLLECT_TIMEOUT.as_secs_f64() + 120.0).ceil() as u64;
+    // Bounded by the run: the latest possible end plus generous slack for goose's start and stop.
+    let max_ticks =
+        (planned.ramp_end + planned.hold_secs() as f64 + COLLECT_TIMEOUT.as_secs_f64() + 120.0).ceil() as u64;
     for _ in 0..max_ticks {
         tokio::select! {
             _ = stop.cancelled() => break,
             _ = interval.tick() => {}
         }
         let server = sampler.as_mut().and_then(|s| s.sample());
-        let sample = recorder.tick(server);
-        progress.update(&sample, &schedule, guests, recorder.fanout_p99_ms());
+        let sample = recorder.tick(server, own.sample());
+        let actual = recorder.send_start().map(|us| planned.with_send_start(us as f64 / 1e6));
+        progress.update(&sample, actual.as_ref(), guests, recorder.fanout_p99_ms());
     }
     progress
 }
@@ -265,6 +317,7 @@ async fn run_goose(ctx: &Ctx, report: &Path, dir: &Path) -> anyhow::Result<Goose
     config.log_level = 1;
     config.report_file = vec![report.display().to_string()];
     let mut attack = GooseAttack::initialize_with_config(config)?
+        .set_scheduler(GooseScheduler::Serial)
         .set_client_builder_without_cookies(GooseClientBuilder::new().without_cookies())?;
     for scenario in scenarios::all(ctx)? {
         attack = attack.register_scenario(scenario);
@@ -275,7 +328,7 @@ async fn run_goose(ctx: &Ctx, report: &Path, dir: &Path) -> anyhow::Result<Goose
 /// Waits until every guest that opened has handed in its deliveries, bounded.
 async fn collect_guests(recorder: &Recorder) {
     let deadline = tokio::time::Instant::now() + COLLECT_TIMEOUT;
-    let opened = || recorder.counters().guests_opened.load(std::sync::atomic::Ordering::Relaxed) as usize;
+    let opened = || recorder.counters().guests_opened.load(Relaxed) as usize;
     while recorder.guests_finished() < opened() && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -29,13 +29,17 @@ use std::time::{Duration, Instant};
 /// goose's method label for realtime operations.
 const WS: &str = "WS";
 
-/// The scenarios of a run, for the users it has.
+/// The scenarios of a run, for the users it has. goose's serial scheduler
+/// lists users scenario by scenario and launches them from the end of the
+/// list, so talkers (registered last) connect first and readers next, ahead
+/// of the guests' connect queue.
 pub fn all(ctx: &Ctx) -> Result<Vec<Scenario>, GooseError> {
     let w = &ctx.plan.workload;
-    let mut scenarios = vec![guests(ctx, w.guests)?, talkers(ctx, w.talkers)?];
+    let mut scenarios = vec![guests(ctx, w.guests)?];
     if w.readers > 0 {
         scenarios.push(readers(ctx, w.readers)?);
     }
+    scenarios.push(talkers(ctx, w.talkers)?);
     Ok(scenarios)
 }
 
@@ -154,12 +158,16 @@ async fn talker_join(ctx: Ctx, user: &mut GooseUser) -> TransactionResult {
     match guest::join(&ctx, &plan.talker_id(k), &conversation, false).await {
         Ok(joined) => {
             ctx.recorder.counters().talkers_open.fetch_add(1, Relaxed);
+            ctx.recorder.counters().talkers_joined.fetch_add(1, Relaxed);
             let (connect, open) = (joined.connect, joined.open);
             user.set_session_data(TalkerSession::start(&ctx, k, joined));
             user.record_custom_request_duration(WS, "connect", connect, true, None, None).await?;
             user.record_custom_request_duration(WS, "open_as_participant", open, true, None, None).await
         }
-        Err(e) => join_failed(&ctx, user, &e, started.elapsed(), "open_as_participant").await,
+        Err(e) => {
+            ctx.recorder.counters().talkers_failed.fetch_add(1, Relaxed);
+            join_failed(&ctx, user, &e, started.elapsed(), "open_as_participant").await
+        }
     }
 }
 

@@ -6,6 +6,8 @@
 //! late instead of quietly sending them later. Nothing is corrected twice:
 //! the schedule is the only correction.
 //!
+//! The first message's time is fixed by the run's conductor once every user
+//! has joined (see `run.rs`); until then `send` returns after 20 ms.
 //! The goose `send` transaction writes every message that is due, for at
 //! most one second, then returns so goose can stop the user. Acks come back
 //! on the talker's own read task (like a guest's), which records send-to-ack
@@ -14,6 +16,7 @@
 
 use crate::context::Ctx;
 use crate::guest::{CLOSE_TIMEOUT, Joined, close_cleanly};
+use crate::plan::intended_micros;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
@@ -84,6 +87,11 @@ impl TalkerSession {
         let per = plan.workload.messages_per_talker();
         let deadline = Instant::now() + TRANSACTION_BOUND;
         let mut sent = 0;
+        let Some(send_start) = ctx.recorder.send_start() else {
+            // Joins are still going on: wait (bounded) for the conductor to fix the start.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            return Ok(0);
+        };
         loop {
             let seq = *self.next_seq.lock().unwrap_or_else(|e| e.into_inner());
             if seq >= per || self.stop.is_cancelled() {
@@ -94,7 +102,7 @@ impl TalkerSession {
                 }
                 return Ok(sent);
             }
-            let intended = plan.schedule.intended_micros(seq, rate);
+            let intended = intended_micros(send_start, seq, rate);
             let due = clock.instant_at(intended);
             if due > deadline {
                 tokio::time::sleep_until(deadline.into()).await;

@@ -28,6 +28,7 @@ pub fn charts_of(s: &Summary) -> anyhow::Result<Vec<Chart>> {
     let ack = decode_histogram(&s.histograms.ack)?;
     let window = (s.plan.schedule.send_start, s.plan.schedule.send_end);
     let series = &s.series;
+    let x_end = series.last().map(|x| x.t).unwrap_or(0.0);
     let mut out = vec![
         Chart {
             file: "latency-percentiles.svg".into(),
@@ -53,6 +54,7 @@ pub fn charts_of(s: &Summary) -> anyhow::Result<Vec<Chart>> {
                     Line { label: "max", points: charts::series_points(series, |x| x.max_ms) },
                 ],
                 window,
+                x_end,
             ),
         },
         Chart {
@@ -63,6 +65,7 @@ pub fn charts_of(s: &Summary) -> anyhow::Result<Vec<Chart>> {
                 "guests",
                 &[Line { label: "open", points: charts::series_points(series, |x| Some(x.guests_open as f64)) }],
                 window,
+                x_end,
             ),
         },
         Chart {
@@ -73,34 +76,35 @@ pub fn charts_of(s: &Summary) -> anyhow::Result<Vec<Chart>> {
                 "deliveries / s",
                 &[Line { label: "deliveries", points: charts::series_points(series, |x| Some(x.deliveries as f64)) }],
                 window,
+                x_end,
             ),
         },
     ];
+    let mut cpu = vec![Line { label: "load generator", points: charts::series_points(series, |x| x.loadgen_cpu_pct) }];
+    let mut rss = vec![Line {
+        label: "load generator",
+        points: charts::series_points(series, |x| x.loadgen_rss_kib.map(|k| k as f64 / 1024.0)),
+    }];
     if series.iter().any(|x| x.server_rss_kib.is_some()) {
-        out.push(Chart {
-            file: "server-cpu.svg".into(),
-            title: "Server CPU".into(),
-            svg: charts::over_time(
-                "Server CPU (% of one core)",
-                "CPU %",
-                &[Line { label: "cpu", points: charts::series_points(series, |x| x.server_cpu_pct) }],
-                window,
-            ),
-        });
-        out.push(Chart {
-            file: "server-rss.svg".into(),
-            title: "Server memory".into(),
-            svg: charts::over_time(
-                "Server resident memory (MiB)",
-                "RSS (MiB)",
-                &[Line {
-                    label: "rss",
-                    points: charts::series_points(series, |x| x.server_rss_kib.map(|k| k as f64 / 1024.0)),
-                }],
-                window,
-            ),
-        });
+        cpu.insert(0, Line { label: "server", points: charts::series_points(series, |x| x.server_cpu_pct) });
+        rss.insert(
+            0,
+            Line {
+                label: "server",
+                points: charts::series_points(series, |x| x.server_rss_kib.map(|k| k as f64 / 1024.0)),
+            },
+        );
     }
+    out.push(Chart {
+        file: "cpu.svg".into(),
+        title: "CPU".into(),
+        svg: charts::over_time("CPU (% of one core)", "CPU %", &cpu, window, x_end),
+    });
+    out.push(Chart {
+        file: "memory.svg".into(),
+        title: "Resident memory".into(),
+        svg: charts::over_time("Resident memory (MiB)", "RSS (MiB)", &rss, window, x_end),
+    });
     Ok(out)
 }
 

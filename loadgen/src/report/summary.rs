@@ -195,6 +195,15 @@ pub struct ServerFigures {
     pub cpu_max_pct: Option<f64>,
 }
 
+/// The load generator's own process, to tell whose limit a run hit.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LoadgenFigures {
+    /// Over the send window, % of one core.
+    pub cpu_mean_pct: Option<f64>,
+    pub cpu_max_pct: Option<f64>,
+    pub rss_peak_kib: Option<u64>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GooseRequestRow {
     pub name: String,
@@ -232,6 +241,8 @@ pub struct Summary {
     pub throughput: Throughput,
     pub errors: Errors,
     pub server: Option<ServerFigures>,
+    #[serde(default)]
+    pub load_generator: Option<LoadgenFigures>,
     pub goose: Option<GooseFigures>,
     pub thresholds: Vec<Verdict>,
     /// Every threshold passed (true when there are none).
@@ -283,6 +294,12 @@ impl Summary {
             }
         });
         let total_errors = f.errors.values().sum();
+        let own_cpu: Vec<f64> = f.series.iter().filter(in_window).filter_map(|s| s.loadgen_cpu_pct).collect();
+        let load_generator = Some(LoadgenFigures {
+            cpu_mean_pct: (!own_cpu.is_empty()).then(|| own_cpu.iter().sum::<f64>() / own_cpu.len() as f64),
+            cpu_max_pct: f.series.iter().filter_map(|s| s.loadgen_cpu_pct).reduce(f64::max),
+            rss_peak_kib: f.series.iter().filter_map(|s| s.loadgen_rss_kib).max(),
+        });
         Summary {
             tool: "supergroup-load".into(),
             version: env!("CARGO_PKG_VERSION").into(),
@@ -325,6 +342,7 @@ impl Summary {
                 by_kind: f.errors.clone(),
             },
             server,
+            load_generator,
             goose: ctx.goose,
             thresholds: Vec::new(),
             passed: true,

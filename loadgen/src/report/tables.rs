@@ -162,6 +162,25 @@ pub fn of(s: &Summary) -> Vec<Table> {
             ],
         ));
     }
+    if let Some(lg) = &s.load_generator {
+        tables.push(kv(
+            "Load generator process",
+            vec![
+                (
+                    "CPU mean over the send window",
+                    lg.cpu_mean_pct.map(|c| format!("{c:.0}% of one core")).unwrap_or_else(|| "–".into()),
+                ),
+                (
+                    "CPU highest second",
+                    lg.cpu_max_pct.map(|c| format!("{c:.0}% of one core")).unwrap_or_else(|| "–".into()),
+                ),
+                (
+                    "RSS peak",
+                    lg.rss_peak_kib.map(|k| format!("{:.1} MiB", k as f64 / 1024.0)).unwrap_or_else(|| "–".into()),
+                ),
+            ],
+        ));
+    }
     let mut errors: Vec<Vec<String>> = s.errors.by_kind.iter().map(|(k, v)| vec![k.clone(), count(*v)]).collect();
     if errors.is_empty() {
         errors.push(row(&["none", "0"]));
