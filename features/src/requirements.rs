@@ -69,8 +69,6 @@ pub fn is_requirement_tag(tag: &str) -> bool {
     TAG.is_match(tag)
 }
 
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
