@@ -13,6 +13,7 @@ mod helpers;
 mod idempotency;
 mod limits;
 mod realtime;
+mod rest_api;
 mod typing;
 mod user_conversations;
 mod webhooks;
