@@ -162,7 +162,7 @@ Feature: The realtime protocol
     When that server shuts down
     Then the user's connection is closed with code 1001
 
-  @SG-RT-25 @SG-RT-26
+  @serial @SG-RT-25 @SG-RT-26
   Scenario: A connection that does not read is closed as a slow consumer, the others keep up
     Given a conversation "flood" with participants alice
     And slowpoke has "flood" open as a guest and stops reading

@@ -5,7 +5,7 @@
 
 use crate::recorder::{ScenarioResult, Status};
 use crate::requirements::{Level, Requirement};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::time::Duration;
 use supergroup_protocol::rest::AppInfo;
@@ -65,6 +65,8 @@ pub struct Report {
     pub results: Vec<ScenarioResult>,
     /// Whether the run was a filtered selection (then requirements not run are not counted).
     pub filtered: bool,
+    /// Why a requirement's scenarios could not run against this target, by requirement id.
+    pub not_run_reasons: BTreeMap<String, String>,
 }
 
 impl Report {
@@ -94,7 +96,7 @@ impl Report {
                 Row { requirement: req.clone(), grade, scenarios }
             })
             .collect();
-        Report { meta, rows, results, filtered }
+        Report { meta, rows, results, filtered, not_run_reasons: BTreeMap::new() }
     }
 
     fn counted(&self, level: Level) -> impl Iterator<Item = &Row> {
@@ -206,7 +208,10 @@ impl Report {
                 (Grade::Fail, Level::Should) => "warning".to_string(),
                 (g, _) => g.as_str().to_string(),
             };
-            let scenarios = grouped(&row.scenarios);
+            let mut scenarios = grouped(&row.scenarios);
+            if let Some(why) = self.not_run_reasons.get(&row.requirement.id).filter(|_| row.grade == Grade::NotRun) {
+                scenarios.push(format!("not run: {why}"));
+            }
             let _ = writeln!(
                 md,
                 "| {} | {} | {} | {} |",
@@ -258,7 +263,10 @@ impl Report {
                 (Grade::Fail, Level::Should) => "warning",
                 (g, _) => g.as_str(),
             };
-            let scenarios: Vec<String> = grouped(&row.scenarios).iter().map(|s| esc(s)).collect();
+            let mut scenarios: Vec<String> = grouped(&row.scenarios).iter().map(|s| esc(s)).collect();
+            if let Some(why) = self.not_run_reasons.get(&row.requirement.id).filter(|_| row.grade == Grade::NotRun) {
+                scenarios.push(format!("not run: {}", esc(why)));
+            }
             let _ = write!(
                 h,
                 "<tr class=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",

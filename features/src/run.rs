@@ -162,7 +162,7 @@ pub async fn run(opts: Options) -> anyhow::Result<Outcome> {
     let started_at = chrono::Utc::now();
     let started = Instant::now();
     let spec = requirements::load(&requirements::spec_path())?;
-    let tagged = feature_tags()?.requirements;
+    let index = feature_tags()?;
 
     let mut opts = opts;
     let in_process = match &opts.target {
@@ -173,7 +173,7 @@ pub async fn run(opts: Options) -> anyhow::Result<Outcome> {
         }
     };
     let target = opts.target.clone().or_else(|| in_process.as_ref().map(|s| s.base_url())).unwrap_or_default();
-    let result = run_against(&opts, &target, &spec, &tagged, started_at, started).await;
+    let result = run_against(&opts, &target, &spec, &index, started_at, started).await;
     if let Some(server) = in_process {
         server.stop().await?;
     }
@@ -185,7 +185,7 @@ async fn run_against(
     opts: &Options,
     target: &str,
     spec: &[Requirement],
-    tagged: &BTreeSet<String>,
+    index: &TagIndex,
     started_at: chrono::DateTime<chrono::Utc>,
     started: Instant,
 ) -> anyhow::Result<Outcome> {
@@ -230,7 +230,19 @@ async fn run_against(
         duration: started.elapsed(),
         selection: opts.selection(),
     };
-    let report = Report::build(meta, spec, results.snapshot(), tagged, opts.selection().is_some());
+    let mut report = Report::build(meta, spec, results.snapshot(), &index.requirements, opts.selection().is_some());
+    for (_, tags) in &index.scenarios {
+        let why = if tags.iter().any(|t| t == "own-server") && opts.target.is_some() {
+            "its scenario starts and stops a server of its own, which only the in-process run can do"
+        } else if tags.iter().any(|t| t == "other-app") && opts.other_app.is_none() {
+            "needs a second app on the target (--other-app ID:SECRET)"
+        } else {
+            continue;
+        };
+        for t in tags.iter().filter(|t| requirements::is_requirement_tag(t)) {
+            report.not_run_reasons.insert(t.clone(), why.to_string());
+        }
+    }
     if let Some(dir) = &dir {
         std::fs::write(dir.join("report.md"), report.markdown())?;
         std::fs::write(dir.join("report.html"), report.html())?;
