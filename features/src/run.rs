@@ -145,6 +145,9 @@ pub fn feature_tags() -> anyhow::Result<TagIndex> {
     Ok(TagIndex { requirements: tagged, scenarios })
 }
 
+/// Longest a whole run may take.
+const RUN_LIMIT: Duration = Duration::from_secs(600);
+
 /// The second app of the in-process reference server, for the isolation scenarios.
 pub const OTHER_APP: (&str, &str) = ("other", "sk_other");
 
@@ -219,7 +222,11 @@ async fn run_against(
         }
         None => None,
     };
-    let (results, execution_failed) = run_cucumber(opts, suite, dir.as_deref()).await?;
+    // Every network wait of a step is bounded; this bounds the whole run too, so
+    // even a send that a dead server never reads cannot hang it.
+    let (results, execution_failed) = tokio::time::timeout(RUN_LIMIT, run_cucumber(opts, suite, dir.as_deref()))
+        .await
+        .map_err(|_| anyhow::anyhow!("the run did not finish within {RUN_LIMIT:?}: the server stopped answering"))??;
     let _ = rest.delete_webhook().await;
     receiver.stop().await;
 
