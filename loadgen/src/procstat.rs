@@ -1,4 +1,5 @@
-//! CPU and memory of a process, read from `/proc` once a second: CPU from the
+//! CPU and memory of a process (and the whole machine's CPU, to see what
+//! else ran), read from `/proc` once a second: CPU from the
 //! change of `utime + stime` in `/proc/PID/stat` between two samples, memory
 //! from `VmRSS` in `/proc/PID/status`. Used for the local reference server
 //! (which the load generator starts) and for any process named by
@@ -81,6 +82,40 @@ fn parse_rss_kib(status: &str) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// CPU use of the whole machine (every process), from the first line of
+/// `/proc/stat`, so a report can say how much of the machine something else took.
+#[derive(Debug, Default)]
+pub struct MachineSampler {
+    /// The previous reading: busy and total jiffies.
+    last: Option<(u64, u64)>,
+}
+
+impl MachineSampler {
+    /// Busy CPU since the previous call, in percent of one core (200 = two cores busy).
+    pub fn sample(&mut self) -> Option<f64> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let (busy, total) = parse_machine(&stat)?;
+        let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) as f64;
+        let pct = self.last.and_then(|(b0, t0)| {
+            let dt = total.checked_sub(t0).filter(|&d| d > 0)?;
+            Some(busy.saturating_sub(b0) as f64 / dt as f64 * 100.0 * cpus)
+        });
+        self.last = Some((busy, total));
+        pct
+    }
+}
+
+/// (busy, total) jiffies of the `cpu` line: idle and iowait are not busy.
+fn parse_machine(stat: &str) -> Option<(u64, u64)> {
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let v: Vec<u64> = line.split_whitespace().skip(1).take(8).filter_map(|x| x.parse().ok()).collect();
+    if v.len() < 5 {
+        return None;
+    }
+    let total: u64 = v.iter().sum();
+    Some((total - v[3] - v[4], total))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,6 +124,13 @@ mod tests {
     fn parses_stat_with_a_tricky_command_name() {
         let stat = "42 (a (b) c) S 1 42 42 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 1 0 100 1000 10";
         assert_eq!(parse_cpu_ticks(stat), Some(300));
+    }
+
+    #[test]
+    fn parses_machine_cpu() {
+        assert_eq!(parse_machine("cpu  100 0 50 800 50 0 0 0 0 0\ncpu0 1 2 3 4 5\n"), Some((150, 1000)));
+        let mut m = MachineSampler::default();
+        assert!(m.sample().is_none());
     }
 
     #[test]

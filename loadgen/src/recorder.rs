@@ -147,6 +147,9 @@ pub struct SecondSample {
     pub loadgen_cpu_pct: Option<f64>,
     #[serde(default)]
     pub loadgen_rss_kib: Option<u64>,
+    /// Every process on the machine, % of one core: the rest is what other work took.
+    #[serde(default)]
+    pub machine_cpu_pct: Option<f64>,
 }
 
 /// Completeness over all guests.
@@ -331,7 +334,7 @@ impl Recorder {
     }
 
     /// Closes one second of the time series and returns it.
-    pub fn tick(&self, server: Option<ProcSample>, own: Option<ProcSample>) -> SecondSample {
+    pub fn tick(&self, server: Option<ProcSample>, own: Option<ProcSample>, machine: Option<f64>) -> SecondSample {
         let mut second = coarse_histogram();
         for shard in &self.inner.shards {
             let mut s = lock(shard);
@@ -354,6 +357,7 @@ impl Recorder {
             server_rss_kib: server.map(|s| s.rss_kib),
             loadgen_cpu_pct: own.and_then(|s| s.cpu_pct),
             loadgen_rss_kib: own.map(|s| s.rss_kib),
+            machine_cpu_pct: machine,
         };
         lock(&self.inner.series).push(sample.clone());
         sample
@@ -515,10 +519,10 @@ mod tests {
     fn tick_takes_only_the_last_second() {
         let rec = Recorder::new(Clock::start_now(), plan(1, 1, 1));
         rec.delivery(3, 0, 0, 0, 2_000);
-        let s = rec.tick(None, None);
+        let s = rec.tick(None, None, None);
         assert_eq!(s.deliveries, 1);
         assert!((s.p99_ms.unwrap() - 2.0).abs() < 0.05);
-        assert_eq!(rec.tick(None, None).deliveries, 0);
+        assert_eq!(rec.tick(None, None, None).deliveries, 0);
         assert_eq!(rec.finish().series.len(), 2);
     }
 }

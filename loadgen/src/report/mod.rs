@@ -80,7 +80,10 @@ pub fn charts_of(s: &Summary) -> anyhow::Result<Vec<Chart>> {
             ),
         },
     ];
-    let mut cpu = vec![Line { label: "load generator", points: charts::series_points(series, |x| x.loadgen_cpu_pct) }];
+    let mut cpu = vec![
+        Line { label: "load generator", points: charts::series_points(series, |x| x.loadgen_cpu_pct) },
+        Line { label: "whole machine", points: charts::series_points(series, |x| x.machine_cpu_pct) },
+    ];
     let mut rss = vec![Line {
         label: "load generator",
         points: charts::series_points(series, |x| x.loadgen_rss_kib.map(|k| k as f64 / 1024.0)),

@@ -202,6 +202,10 @@ pub struct LoadgenFigures {
     pub cpu_mean_pct: Option<f64>,
     pub cpu_max_pct: Option<f64>,
     pub rss_peak_kib: Option<u64>,
+    /// CPU of every other process on the machine over the send window, % of one core:
+    /// work that competed with this run for the cores.
+    #[serde(default)]
+    pub others_cpu_mean_pct: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -295,7 +299,15 @@ impl Summary {
         });
         let total_errors = f.errors.values().sum();
         let own_cpu: Vec<f64> = f.series.iter().filter(in_window).filter_map(|s| s.loadgen_cpu_pct).collect();
+        let others: Vec<f64> = f
+            .series
+            .iter()
+            .filter(in_window)
+            .filter_map(|s| Some(s.machine_cpu_pct? - s.loadgen_cpu_pct? - s.server_cpu_pct.unwrap_or(0.0)))
+            .map(|v| v.max(0.0))
+            .collect();
         let load_generator = Some(LoadgenFigures {
+            others_cpu_mean_pct: (!others.is_empty()).then(|| others.iter().sum::<f64>() / others.len() as f64),
             cpu_mean_pct: (!own_cpu.is_empty()).then(|| own_cpu.iter().sum::<f64>() / own_cpu.len() as f64),
             cpu_max_pct: f.series.iter().filter_map(|s| s.loadgen_cpu_pct).reduce(f64::max),
             rss_peak_kib: f.series.iter().filter_map(|s| s.loadgen_rss_kib).max(),
