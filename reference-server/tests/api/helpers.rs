@@ -40,7 +40,15 @@ pub async fn spawn_app() -> TestApp {
 }
 
 /// A server with `config` (its first app must be `demo`/`sk_demo`).
-pub async fn spawn_app_with(config: Config) -> TestApp {
+///
+/// Mutation check: with `SG_TEST_VIOLATE=<rule>` (a `--violate` spelling such
+/// as `guest-notified`) every server breaks that rule on purpose, and the
+/// test of that rule must fail, proving it can. Unset in normal runs.
+pub async fn spawn_app_with(mut config: Config) -> TestApp {
+    if let Ok(rule) = std::env::var("SG_TEST_VIOLATE") {
+        let violation = rule.parse().unwrap_or_else(|e| panic!("SG_TEST_VIOLATE={rule}: {e}"));
+        config = config.violating(violation);
+    }
     let server = supergroup_server::spawn(config).await.expect("the server starts");
     let rest = Rest::new(&server.base_url(), APP, SECRET);
     TestApp { server, rest }

@@ -18,7 +18,8 @@ async fn read_messages(rt: &mut Realtime, n: usize) -> Vec<String> {
     ids
 }
 
-#[tokio::test]
+// Two worker threads, so senders, server and receivers really run in parallel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_guest_receives_every_message_once_in_storage_order_sender_included_sg_rt_23_24() {
     const GUESTS: usize = 6;
     const PER_SENDER: usize = 10;
