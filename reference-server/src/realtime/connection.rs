@@ -3,13 +3,18 @@
 //! single task (no separate writer) keeps an idle connection small.
 //!
 //! Writing: every frame already queued is fed to the socket before one flush,
-//! so a burst costs one syscall per connection rather than one per frame. A
-//! flush that cannot finish in [`WRITE_STALL`] (the peer stopped reading) ends
-//! the connection.
+//! so a burst costs one syscall per connection rather than one per frame.
 //!
-//! Closing: 1008 `slow consumer` when the outbound queue overflowed (see
-//! [`crate::hub`]), 1009 for a message over 64 KiB, 1001 on shutdown. On the
-//! way out the connection leaves every conversation it had open, which frees
+//! A slow consumer is a peer that does not read: first the kernel's socket
+//! buffers fill, then our writes stall, then the outbound queue overflows.
+//! Either sign, the queue overflowing (see [`crate::hub`]) even while a write
+//! is stuck, or one write not finishing in [`WRITE_STALL`], closes the
+//! connection with 1008 `slow consumer`: queued frames are dropped, and the
+//! close frame follows the bytes already written, so a peer that reads again
+//! sees every frame it was sent and then the close.
+//!
+//! Other closes: 1009 for a message over 64 KiB, 1001 on shutdown. On the way
+//! out the connection leaves every conversation it had open, which frees
 //! guest slots and leaves no trace of a guest.
 
 use super::handler::Handler;
@@ -38,8 +43,16 @@ pub async fn run(state: AppState, app: Arc<App>, user: String, mut socket: WebSo
             // The futures of writing and handling are boxed: they exist only while
             // busy, so an idle connection's task stays small.
             Some(first) = rx.recv() => {
-                if Box::pin(write_batch(&mut socket, first, &mut rx)).await.is_err() {
-                    break None;
+                let write = Box::pin(write_batch(&mut socket, first, &mut rx));
+                tokio::select! {
+                    biased;
+                    _ = shutdown.cancelled() => break Some((close::GOING_AWAY, "server shutting down")),
+                    _ = slow.notified() => break Some((close::POLICY, close::SLOW_CONSUMER_REASON)),
+                    written = write => match written {
+                        Written::Done => {}
+                        Written::Stalled => break Some((close::POLICY, close::SLOW_CONSUMER_REASON)),
+                        Written::Failed => break None,
+                    },
                 }
             }
             incoming = socket.recv() => match incoming {
@@ -59,12 +72,21 @@ pub async fn run(state: AppState, app: Arc<App>, user: String, mut socket: WebSo
     }
 }
 
+/// How a batch write ended.
+enum Written {
+    Done,
+    /// The peer did not take the bytes within [`WRITE_STALL`].
+    Stalled,
+    /// The socket failed (reset, closed).
+    Failed,
+}
+
 /// Feeds `first` and everything else already queued (up to [`BATCH`]), then flushes once.
 async fn write_batch(
     socket: &mut WebSocket,
     first: axum::extract::ws::Utf8Bytes,
     rx: &mut tokio::sync::mpsc::Receiver<axum::extract::ws::Utf8Bytes>,
-) -> Result<(), ()> {
+) -> Written {
     let write = async {
         socket.feed(Message::Text(first)).await?;
         for _ in 1..BATCH {
@@ -76,8 +98,9 @@ async fn write_batch(
         socket.flush().await
     };
     match tokio::time::timeout(WRITE_STALL, write).await {
-        Ok(Ok(())) => Ok(()),
-        _ => Err(()),
+        Ok(Ok(())) => Written::Done,
+        Ok(Err(_)) => Written::Failed,
+        Err(_) => Written::Stalled,
     }
 }
 
