@@ -8,6 +8,7 @@ mod auth;
 mod bad_frames;
 mod bad_input;
 mod durability;
+mod edges;
 mod guests;
 mod helpers;
 mod idempotency;
