@@ -199,7 +199,11 @@ async fn events_filter_and_delete_stop_deliveries_sg_hook_4_5() {
     assert!(sent.is_empty(), "message.sent delivered although not subscribed: {sent:?}");
     app.rest.delete_webhook().await.unwrap();
     app.rest.delete_webhook().await.expect("DELETE when none is registered is 200");
-    app.post("c", "alice", "after delete").await;
-    let after = hooks.collect_for(std::time::Duration::from_millis(600), |_| true).await;
+    let unregistered = app.post("c", "alice", "after delete").await;
+    // Positive control: register again; the next message arrives, the one sent while unregistered never does.
+    app.register_webhook(&hooks.url).await;
+    let control = app.post("c", "alice", "registered again").await;
+    hooks.message_sent(&control).await;
+    let after = hooks.collect_for(QUIET, |d| d.json["data"]["message"]["id"] == unregistered).await;
     assert!(after.is_empty(), "delivered after DELETE: {after:?}");
 }
