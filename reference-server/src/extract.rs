@@ -1,8 +1,8 @@
 //! Request extractors that apply the protocol's validation order: path ids
-//! ([`Ids`], the id rule, 400 `invalid_id`) before the body ([`Body`]: 413
-//! `payload_too_large`, 400 `invalid_json` for text that is not JSON, 400
-//! `invalid_request` for JSON of the wrong shape), and [`ListQuery`] for
-//! `limit`/`startingAfter`.
+//! ([`Ids`], the id rule, 400 `invalid_id`) before the body ([`Body`] for an
+//! object, [`Batch`] for an array: 413 `payload_too_large`, 400
+//! `invalid_json` for text that is not JSON, 400 `invalid_request` for JSON
+//! of the wrong shape), and [`ListQuery`] for `limit`/`startingAfter`.
 
 use crate::error::ApiError;
 use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
@@ -64,31 +64,55 @@ fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// A JSON body, read whole (up to 1 MiB) and parsed into `T`.
+/// A JSON object body, read whole (up to 1 MiB) and parsed into `T`.
 pub struct Body<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES).await.map_err(|_| {
-            ApiError::new(ErrorCode::PayloadTooLarge, format!("the body is over {MAX_BODY_BYTES} bytes"))
-        })?;
-        parse_json(&bytes).map(Body)
+        let value = read_json(req).await?;
+        if !value.is_object() {
+            return Err(wrong_shape("the body must be a JSON object"));
+        }
+        typed(value).map(Body)
     }
 }
 
-/// Parses JSON, telling "not JSON" (`invalid_json`) from "wrong shape" (`invalid_request`).
-pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes).map_err(|e| {
-        use serde_json::error::Category;
-        match e.classify() {
-            Category::Syntax | Category::Eof | Category::Io => {
-                ApiError::new(ErrorCode::InvalidJson, format!("the body is not JSON: {e}"))
-            }
-            Category::Data => ApiError::new(ErrorCode::InvalidRequest, format!("the body has the wrong shape: {e}")),
+/// A JSON array body of objects (a message batch), parsed into `Vec<T>`.
+pub struct Batch<T>(pub Vec<T>);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Batch<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        let value = read_json(req).await?;
+        match value.as_array() {
+            Some(items) if items.iter().all(|i| i.is_object()) => typed(value).map(Batch),
+            Some(_) => Err(wrong_shape("every item of the batch must be a JSON object")),
+            None => Err(wrong_shape("the body must be a JSON array")),
         }
-    })
+    }
+}
+
+fn wrong_shape(why: &str) -> ApiError {
+    ApiError::new(ErrorCode::InvalidRequest, why)
+}
+
+/// Reads the body: 413 `payload_too_large` over 1 MiB, 400 `invalid_json` unless it is JSON.
+/// Syntax is checked on the whole text before any shape, so broken JSON is
+/// always `invalid_json`, whatever field came before the break.
+async fn read_json(req: Request) -> Result<serde_json::Value, ApiError> {
+    let bytes = axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES)
+        .await
+        .map_err(|_| ApiError::new(ErrorCode::PayloadTooLarge, format!("the body is over {MAX_BODY_BYTES} bytes")))?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::new(ErrorCode::InvalidJson, format!("the body is not JSON: {e}")))
+}
+
+/// Converts parsed JSON into `T`: 400 `invalid_request` when the shape is wrong.
+fn typed<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+    serde_json::from_value(value).map_err(|e| wrong_shape(&format!("the body has the wrong shape: {e}")))
 }
 
 /// `?limit=&startingAfter=` of a list endpoint, validated.

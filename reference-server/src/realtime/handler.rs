@@ -59,6 +59,9 @@ impl Handler {
             Ok(v) => v,
             Err(e) => return self.error(None, ApiError::new(ErrorCode::InvalidFrame, format!("not JSON: {e}"))),
         };
+        if !value.is_object() {
+            return self.error(None, ApiError::new(ErrorCode::InvalidFrame, "a frame is a JSON object"));
+        }
         let reference = match value.get("ref") {
             None | Some(serde_json::Value::Null) => None,
             Some(serde_json::Value::String(r)) if r.len() <= MAX_REF_BYTES => Some(r.clone()),

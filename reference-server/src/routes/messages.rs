@@ -2,7 +2,7 @@
 //! newest first. Messages written by guests stay in history after they leave.
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Body, Ids, ListQuery};
+use crate::extract::{Batch, Ids, ListQuery};
 use crate::messaging::{self, Draft, Via};
 use crate::state::{App, AppState};
 use crate::store::{self, UnknownCursor};
@@ -17,7 +17,7 @@ pub async fn post_messages(
     State(state): State<AppState>,
     Extension(app): Extension<Arc<App>>,
     Ids(ids): Ids,
-    Body(batch): Body<Vec<NewMessage>>,
+    Batch(batch): Batch<NewMessage>,
 ) -> ApiResult<Json<Vec<MessageCreated>>> {
     let [conv] = <[String; 1]>::try_from(ids).expect("route has one id");
     if batch.is_empty() {

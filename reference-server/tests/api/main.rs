@@ -4,9 +4,7 @@
 //! Test names say the rule; the SPEC.md requirement IDs are in the names or
 //! the comments. One binary (`tests/api`) so it links once.
 //!
-//! Run: `cargo test -p supergroup-server --test api`. Tests marked
-//! `#[ignore = "server bug: ..."]` document a known server bug and pass once
-//! it is fixed (`-- --ignored`). Mutation check: `SG_TEST_VIOLATE=<rule>`
+//! Run: `cargo test -p supergroup-server --test api`. Mutation check: `SG_TEST_VIOLATE=<rule>`
 //! (a `--violate` spelling) makes every server break that rule, and the
 //! rule's test must then fail.
 
