@@ -17,6 +17,8 @@ Feature: Bad input
       | PUT    | /conversations/{team}              | not json   |
       | POST   | /conversations/{team}/messages     | <empty>    |
       | PUT    | /conversations/{team}/participants/{bob} | [1,2 |
+      | PUT    | /conversations/{team}              | {"name":   |
+      | POST   | /conversations/{team}/messages     | {          |
 
   @SG-REST-4
   Scenario Outline: A body of the wrong shape is refused with invalid_request
@@ -33,6 +35,16 @@ Feature: Bad input
       | PUT    | /conversations/{team}/participants/{bob} | {"notify": "Sometimes"}                |
       | POST   | /conversations/{team}/messages           | [{"type":"UserMessage","text":"no sender"}] |
       | POST   | /conversations/{team}/messages           | [{"type":"Shout","text":"x"}]          |
+      | POST   | /conversations/{team}/messages           | [["UserMessage","{alice}","in order"]] |
+
+  @SG-REST-4 @SG-REST-8
+  Scenario: An array where an object is expected is refused and creates nothing
+    When the app sends PUT /users/{bob} with ["bob"]
+    Then the answer is 400 invalid_request
+    And user bob does not exist
+    When the app sends PUT /conversations/{fresh} with ["bob"]
+    Then the answer is 400 invalid_request
+    And the conversation "fresh" does not exist
 
   @SG-REST-4 @SG-MSG-5
   Scenario Outline: A message body that is empty or not an array is refused

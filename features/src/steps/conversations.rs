@@ -147,6 +147,16 @@ async fn other_app(w: &mut SgWorld, what: String, conv: String, list: String) ->
     Ok(())
 }
 
+#[then(regex = r#"^the conversation "([^"]+)" does not exist$"#)]
+async fn conversation_absent(w: &mut SgWorld, conv: String) -> anyhow::Result<()> {
+    match w.rest().get_conversation(&w.id(&conv)).await {
+        Err(e) if e.status() == Some(404) && e.code() == Some("conversation_not_found") => Ok(()),
+        other => {
+            anyhow::bail!("expected 404 conversation_not_found for {conv:?}; received {}", RestOutcome::of(&other))
+        }
+    }
+}
+
 #[then(regex = r#"^"([^"]+)" has no last message and the app's guest access$"#)]
 async fn fresh_default(w: &mut SgWorld, conv: String) -> anyhow::Result<()> {
     let default = w.suite().app.guest_access.to_string();
