@@ -8,7 +8,7 @@ use futures_util::StreamExt as _;
 use std::time::Duration;
 use supergroup_protocol::client::{Realtime, Rest};
 use supergroup_protocol::frames::{ServerFrame, Ui};
-use supergroup_protocol::rest::{ConversationUpsert, NewMessage, PageQuery};
+use supergroup_protocol::rest::{ConversationUpsert, NewMessage};
 use supergroup_protocol::webhook::NOTIFICATION_TRIGGERED;
 use tokio::net::TcpSocket;
 use tokio_tungstenite::tungstenite::Message;
@@ -87,18 +87,23 @@ async fn flood(w: &mut SgWorld, sender: String, conv: String, slow: String) -> a
     let suite = w.suite();
     // The reader keeps reading in the background while the flood runs.
     let mut reader = w.conns.remove("reader").ok_or_else(|| anyhow::anyhow!("reader has no connection"))?;
+    // The reader stops once it has as many flood messages as were posted
+    // (known after the flood), or when told to stop at the deadline.
     let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (target_tx, target_rx) = tokio::sync::watch::channel(usize::MAX);
     let reading_conv = conv_id.clone();
     let reading = tokio::spawn(async move {
         let mut texts = Vec::new();
-        loop {
+        while texts.len() < *target_rx.borrow() {
             tokio::select! {
                 _ = &mut stop_rx => break,
-                ev = reader.next_event(Duration::from_secs(30)) => match ev {
+                ev = reader.next_event(Duration::from_millis(200)) => match ev {
                     Ok(supergroup_protocol::client::Event::Frame(ServerFrame::Message { message })) if message.conversation_id == reading_conv => {
                         texts.push(message.text.split(' ').take(2).collect::<Vec<_>>().join(" "));
                     }
                     Ok(supergroup_protocol::client::Event::Frame(_)) => {}
+                    // A quiet moment: look at the target again.
+                    Err(supergroup_protocol::client::RealtimeError::Timeout { .. }) => {}
                     _ => break,
                 },
             }
@@ -138,18 +143,17 @@ async fn flood(w: &mut SgWorld, sender: String, conv: String, slow: String) -> a
             |d| d.kind == NOTIFICATION_TRIGGERED && d.recipient() == Some(slow_id.as_str()),
         )
         .await;
-    // Give the reader time to catch up with everything posted, then stop it.
-    let deadline = tokio::time::Instant::now() + suite.wait;
-    while tokio::time::Instant::now() < deadline && !reading.is_finished() {
-        let history = rest.messages(&conv_id, &PageQuery { limit: Some("1".into()), starting_after: None }).await?;
-        if history.data.first().is_some_and(|m| m.text.starts_with(&format!("flood {} ", posted - 1))) {
-            break;
+    // Give the reader time to receive everything posted, then stop it.
+    let _ = target_tx.send(posted);
+    let mut reading = reading;
+    let (reader, texts) = match tokio::time::timeout(suite.wait, &mut reading).await {
+        Ok(done) => done?,
+        Err(_) => {
+            let _ = stop_tx.send(());
+            reading.await?
         }
-    }
-    tokio::time::sleep(Duration::from_millis(0)).await;
+    };
     w.notes.insert("flood-posted".into(), posted.to_string());
-    let _ = stop_tx.send(());
-    let (reader, texts) = reading.await?;
     w.conns.insert("reader".into(), reader);
     w.notes.insert("flood-read".into(), texts.join("|"));
     seen.map(drop)
