@@ -41,7 +41,7 @@ pub enum Command {
 pub enum Profile {
     /// A big quiet room: 1,000 guests, 5 talkers at 1 message/s each, 200-byte messages.
     Lobby,
-    /// A livestream shout box: 5,000 guests, 50 talkers at 2 messages/s each, 80-byte messages.
+    /// A livestream shout box: 2,000 guests, 20 talkers at 1 message/s each, 80-byte messages.
     Shoutbox,
 }
 

@@ -94,7 +94,9 @@ impl Comparison {
 fn num(v: Option<f64>) -> String {
     match v {
         None => "–".into(),
-        Some(v) if v.fract() == 0.0 && v.abs() < 1e15 => count(v.abs() as u64).to_string(),
+        Some(v) if (v - v.round()).abs() < 1e-6 && v.abs() < 1e15 => {
+            format!("{}{}", if v < 0.0 { "-" } else { "" }, count(v.round().abs() as u64))
+        }
         Some(v) => format!("{v:.3}"),
     }
 }

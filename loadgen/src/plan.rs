@@ -50,9 +50,9 @@ impl Workload {
                 ..Workload::DEFAULT
             },
             Some(Profile::Shoutbox) => Workload {
-                guests: 5_000,
-                talkers: 50,
-                rate: 2.0,
+                guests: 2_000,
+                talkers: 20,
+                rate: 1.0,
                 message_bytes: 80,
                 duration: 30.0,
                 ..Workload::DEFAULT

@@ -113,6 +113,8 @@ async fn guests_spread_over_conversations_are_counted_per_conversation() {
     args.talkers = Some(3);
     args.conversations = Some(3);
     args.readers = Some(0);
+    // The in-process server lives in this process: --server-pid samples it.
+    args.server_pid = Some(std::process::id());
     let s = supergroup_load::run::run(&args).await.unwrap().summary;
     server.stop().await.unwrap();
     // Rooms get guests 9, 8, 8 and one talker each sending 20 messages.
@@ -121,6 +123,9 @@ async fn guests_spread_over_conversations_are_counted_per_conversation() {
     assert_eq!(s.completeness.delivered, 25 * 20, "a guest gets only its own room's messages");
     assert_eq!(s.completeness.missing, 0);
     assert_eq!(s.errors.total, 0, "{:?}", s.errors.by_kind);
+    let server = s.server.as_ref().expect("--server-pid is sampled");
+    assert_eq!(server.pid, std::process::id());
+    assert!(server.rss_peak_kib.is_some_and(|k| k > 0));
     let _ = std::fs::remove_dir_all(&out);
 }
 
