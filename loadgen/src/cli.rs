@@ -92,6 +92,10 @@ pub struct RunArgs {
     /// Pass/fail rule, repeatable: 'fanout.p99<50ms', 'loss==0', 'errors==0', 'connect.p95<1s'.
     #[arg(long = "threshold", value_name = "EXPR")]
     pub thresholds: Vec<String>,
+    /// Run even when the target's guest limit is below the guests per conversation, to probe the
+    /// limit: refused guests are counted as `open: guest_limit_reached` errors.
+    #[arg(long)]
+    pub allow_over_limit: bool,
     /// Report folder (default: reports/load/<UTC timestamp>/ at the workspace root).
     #[arg(long)]
     pub out: Option<PathBuf>,

@@ -119,7 +119,12 @@ impl Run<'_> {
             .app()
             .await
             .map_err(|e| anyhow::anyhow!("cannot read app `{}` at {}: {e}", self.args.app_id, self.base_url))?;
-        check_limits(&w, &app)?;
+        if let Err(e) = check_limits(&w, &app) {
+            if !self.args.allow_over_limit {
+                return Err(e);
+            }
+            eprintln!("supergroup-load: going on anyway (--allow-over-limit): {e}");
+        }
         let plan = Plan {
             workload: w,
             schedule: Schedule::new(&w, self.args.settle, self.args.drain),

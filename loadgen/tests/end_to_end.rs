@@ -45,6 +45,7 @@ fn small_run(target: Option<String>, out: PathBuf) -> RunArgs {
         server_pid: None,
         server_outbound_queue: 1024,
         server_exe: None,
+        allow_over_limit: false,
         no_progress: true,
     }
 }
@@ -176,5 +177,33 @@ fn a_bad_threshold_is_refused_before_anything_starts() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("unknown metric"));
     assert!(!out.join("server.log").exists(), "no server was started");
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+/// Past the guest limit on purpose (`--allow-over-limit`): the refusals are
+/// counted by error code, the run says it hit the guest limit, the
+/// `errors==0` threshold fails, and the guests that did open still get every
+/// message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guests_over_the_limit_are_counted_by_code() {
+    let _turn = RUN_LOCK.lock().await;
+    let server = spawn(Config::for_tests()).await.unwrap(); // basic plan: 300 guests per conversation
+    let out = scratch("over-limit");
+    let mut args = small_run(Some(server.base_url()), out.clone());
+    args.guests = Some(310);
+    args.allow_over_limit = true;
+    args.thresholds = vec!["errors==0".into(), "loss==0".into()];
+    let s = supergroup_load::run::run(&args).await.unwrap().summary;
+    server.stop().await.unwrap();
+    assert_eq!(s.guests.opened, 300, "{:?}", s.guests);
+    assert_eq!(s.guests.open_failed, 10, "{:?}", s.guests);
+    assert_eq!(s.errors.by_kind.get("open: guest_limit_reached"), Some(&10), "{:?}", s.errors.by_kind);
+    assert!(s.errors.guest_limit_reached);
+    assert!(!s.passed);
+    assert!(!s.thresholds[0].passed && s.thresholds[1].passed, "{:?}", s.thresholds);
+    assert_eq!(s.completeness.delivered, 300 * 40);
+    assert_eq!(s.completeness.missing, 0);
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(md.contains("hit the guest limit"), "the report says so plainly");
     let _ = std::fs::remove_dir_all(&out);
 }
