@@ -19,7 +19,7 @@ use crate::procstat::ProcSample;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -54,6 +54,8 @@ struct MessageSlot {
     sent: AtomicU64,
     /// When the ack arrived (µs), or [`NEVER`].
     acked: AtomicU64,
+    /// The server answered the send with an error frame: nobody should receive it.
+    refused: AtomicBool,
     /// Latest arrival at any guest (µs).
     last_arrival: AtomicU64,
     /// Deliveries to guests, duplicates included.
@@ -66,6 +68,7 @@ impl MessageSlot {
             intended: AtomicU64::new(NEVER),
             sent: AtomicU64::new(NEVER),
             acked: AtomicU64::new(NEVER),
+            refused: AtomicBool::new(false),
             last_arrival: AtomicU64::new(0),
             deliveries: AtomicU64::new(0),
         }
@@ -155,7 +158,8 @@ pub struct SecondSample {
 /// Completeness over all guests.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Completeness {
-    /// Deliveries that had to happen: for each guest, every acked message sent after it opened.
+    /// Deliveries that had to happen: for each guest, every message written after it
+    /// opened that the server did not refuse (acked, or unanswered at the end).
     pub expected: u64,
     /// Deliveries of this run's messages, duplicates included.
     pub delivered: u64,
@@ -189,6 +193,8 @@ pub struct Finished {
     pub sent: u64,
     pub acked: u64,
     pub send_failed: u64,
+    /// Written, but neither acked nor refused by the end of the run.
+    pub unanswered: u64,
     pub guests_opened: u64,
     pub guest_connect_failed: u64,
     pub guest_open_failed: u64,
@@ -318,6 +324,13 @@ impl Recorder {
         Some(Duration::from_micros(latency))
     }
 
+    /// The server answered message `seq` of talker `talker` with an error frame.
+    pub fn message_refused(&self, talker: usize, seq: u64) {
+        if let Some(slot) = self.slot(talker, seq) {
+            slot.refused.store(true, Relaxed);
+        }
+    }
+
     /// Counts one error under `what`, e.g. `open: guest_limit_reached` or `close: 1008 slow consumer`.
     pub fn error(&self, what: impl Into<String>) {
         *lock(&self.inner.errors).entry(what.into()).or_insert(0) += 1;
@@ -387,7 +400,9 @@ impl Recorder {
                 time_to_last.saturating_record(slot.last_arrival.load(Relaxed).saturating_sub(intended).max(1));
             }
         }
-        // Per conversation: (local talker, seq, sent µs) of every acked message.
+        // Per conversation: (local talker, seq, sent µs) of every message written and not
+        // refused. A message still unanswered at the end (no ack, no error) is expected too:
+        // a server that drops a message without a word must not escape the loss count.
         let acked: Vec<Vec<(usize, u64, u64)>> = (0..plan.workload.conversations)
             .map(|c| {
                 plan.talkers_of(c)
@@ -395,7 +410,8 @@ impl Recorder {
                     .flat_map(|(local, k)| {
                         (0..per).filter_map(move |seq| {
                             let slot = self.slot(k, seq)?;
-                            (slot.acked.load(Relaxed) != NEVER).then(|| (local, seq, slot.sent.load(Relaxed)))
+                            let sent = slot.sent.load(Relaxed);
+                            (sent != NEVER && !slot.refused.load(Relaxed)).then_some((local, seq, sent))
                         })
                     })
                     .collect()
@@ -426,9 +442,16 @@ impl Recorder {
             }
         }
         comp.loss_ratio = if comp.expected == 0 { 0.0 } else { comp.missing as f64 / comp.expected as f64 };
+        let unanswered = self
+            .inner
+            .slots
+            .iter()
+            .filter(|s| s.sent.load(Relaxed) != NEVER && s.acked.load(Relaxed) == NEVER && !s.refused.load(Relaxed))
+            .count() as u64;
         let ops = lock(&self.inner.ops);
         let c = &self.inner.counters;
         Finished {
+            unanswered,
             fanout,
             time_to_last,
             connect: ops.connect.clone(),
@@ -476,21 +499,23 @@ mod tests {
     #[test]
     fn judges_expected_missing_and_late_openers() {
         let rec = Recorder::new(Clock::start_now(), plan(2, 1, 1));
-        // Talker 0 sends 5 messages at 100, 200, ... µs; all acked but #4.
-        for seq in 0..5 {
+        // Talker 0 sends 6 messages at 100, 200, ... µs; #4 gets no answer, #5 is refused.
+        for seq in 0..6 {
             rec.message_sent(0, seq, seq * 100, seq * 100 + 100);
-            if seq != 4 {
+            if seq < 4 {
                 rec.message_acked(0, seq, seq * 100 + 150).unwrap();
             }
         }
-        // Guest A opened at 0 and got 0, 1, 1, 3 (2 missing, 1 duplicated; 4 unacked is not expected).
+        rec.message_refused(0, 5);
+        // Guest A opened at 0 and got 0, 1, 1, 3: 2 and the unanswered 4 are missing, 1 is
+        // duplicated; the refused 5 is not expected.
         let mut a = DeliveryTracker::new(1, 5);
         for s in [0, 1, 1, 3] {
             a.observe(0, s);
             rec.delivery(0, 0, s, s * 100, s * 100 + 500);
         }
         rec.guest_finished(GuestOutcome { conversation: 0, opened_at: 0, closed_by_server_at: None, tracker: a });
-        // Guest B opened at 250 µs: only 2 and 3 (sent at 300, 400) are expected; it got 3 and 0.
+        // Guest B opened at 250 µs: only 2, 3 and 4 (sent at 300, 400, 500) are expected; it got 3 and 0.
         let mut b = DeliveryTracker::new(1, 5);
         b.observe(0, 3);
         b.observe(0, 0);
@@ -502,9 +527,10 @@ mod tests {
         });
         let f = rec.finish();
         let c = f.completeness;
-        assert_eq!(c.expected, 4 + 2);
-        assert_eq!(c.missing, 1 + 1);
-        assert_eq!(c.missing_after_server_close, 0, "B's missing #2 was sent at 300, before the close at 350");
+        assert_eq!(c.expected, 5 + 3);
+        assert_eq!(c.missing, 2 + 2);
+        assert_eq!(c.missing_after_server_close, 1, "B's #4 was sent at 500, after the close at 350; #2 before it");
+        assert_eq!(f.unanswered, 1);
         assert_eq!(c.duplicates, 1);
         assert_eq!(c.out_of_order, 1);
         assert_eq!(c.delivered, 6);

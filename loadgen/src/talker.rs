@@ -195,7 +195,8 @@ async fn read_acks(ctx: Ctx, session: Arc<TalkerSession>, mut stream: SplitStrea
                         }
                     }
                     ("error", _) => {
-                        if seq.is_some() {
+                        if let Some(seq) = seq {
+                            rec.message_refused(session.talker, seq);
                             rec.counters().send_failed.fetch_add(1, Relaxed);
                         }
                         rec.error(format!("send: {}", head.code.as_deref().unwrap_or("error without code")));

@@ -66,6 +66,7 @@ async fn every_message_reaches_every_guest_exactly_once_and_the_report_is_writte
     assert_eq!(s.messages.planned, messages);
     assert_eq!(s.messages.sent, messages);
     assert_eq!(s.messages.acked, messages);
+    assert_eq!(s.messages.unanswered, 0);
     assert_eq!(s.guests.opened, 30);
     let c = &s.completeness;
     assert_eq!(c.expected, 30 * messages, "{c:?}");

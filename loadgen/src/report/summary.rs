@@ -160,6 +160,9 @@ pub struct MessageFigures {
     pub sent: u64,
     pub acked: u64,
     pub failed: u64,
+    /// Written, but neither acked nor refused by the end of the run (still expected by every guest).
+    #[serde(default)]
+    pub unanswered: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -334,6 +337,7 @@ impl Summary {
                 sent: f.sent,
                 acked: f.acked,
                 failed: f.send_failed,
+                unanswered: f.unanswered,
             },
             completeness: f.completeness.clone(),
             latency: Latencies {
