@@ -34,20 +34,27 @@ const BATCH: usize = 256;
 pub async fn run(state: AppState, app: Arc<App>, user: String, mut socket: WebSocket) {
     let (outbox, mut rx, slow) = Outbox::new(&user, state.config.outbound_queue);
     let mut handler = Handler::new(state.clone(), app, outbox);
+    // Both signals are awaited through futures made once and pinned here: a
+    // fresh `cancelled()` or `notified()` per loop turn would register with the
+    // server-wide token (one lock for every connection) on every frame written.
     let shutdown = state.shutdown.clone();
+    let stopping = shutdown.cancelled();
+    tokio::pin!(stopping);
+    let slow_fired = slow.notified();
+    tokio::pin!(slow_fired);
     let closing = loop {
         tokio::select! {
             biased;
-            _ = shutdown.cancelled() => break Some((close::GOING_AWAY, "server shutting down")),
-            _ = slow.notified() => break Some((close::POLICY, close::SLOW_CONSUMER_REASON)),
+            _ = &mut stopping => break Some((close::GOING_AWAY, "server shutting down")),
+            _ = &mut slow_fired => break Some((close::POLICY, close::SLOW_CONSUMER_REASON)),
             // The futures of writing and handling are boxed: they exist only while
             // busy, so an idle connection's task stays small.
             Some(first) = rx.recv() => {
                 let write = Box::pin(write_batch(&mut socket, first, &mut rx));
                 tokio::select! {
                     biased;
-                    _ = shutdown.cancelled() => break Some((close::GOING_AWAY, "server shutting down")),
-                    _ = slow.notified() => break Some((close::POLICY, close::SLOW_CONSUMER_REASON)),
+                    _ = &mut stopping => break Some((close::GOING_AWAY, "server shutting down")),
+                    _ = &mut slow_fired => break Some((close::POLICY, close::SLOW_CONSUMER_REASON)),
                     written = write => match written {
                         Written::Done => {}
                         Written::Stalled => break Some((close::POLICY, close::SLOW_CONSUMER_REASON)),
