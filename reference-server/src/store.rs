@@ -2,9 +2,9 @@
 //! `rusqlite::Connection`. [`Db`] is the cheap-clone handle the rest of the
 //! server holds: one connection behind a std `Mutex`, used only from
 //! `spawn_blocking` threads, so no lock is ever held across an `.await`.
-//! One connection means writes are serialized, which the fan-out relies on:
-//! a message is broadcast while the lock that committed it is still held, so
-//! every connection sees a conversation's messages in commit order.
+//! One connection means writes are serialized; the order of broadcasts is kept
+//! by [`crate::messaging`], which holds its send-order lock from commit to
+//! broadcast.
 //!
 //! Durability: WAL journal with `synchronous=FULL`; a write returns only after
 //! its commit, and only then does anyone acknowledge it.
