@@ -227,11 +227,6 @@ impl Hub {
             }
         }
     }
-
-    /// How many connections are present in any room (for logs and tests).
-    pub fn connections_present(&self) -> usize {
-        self.rooms().values().map(|r| r.members.len()).sum()
-    }
 }
 
 #[cfg(test)]
