@@ -56,42 +56,15 @@ async fn not_notified(w: &mut SgWorld, user: String, conv: String) -> anyhow::Re
     }
 }
 
-#[then(regex = r#"^(\w+) gets one notification for "([^"]+)" listing (.+)$"#)]
-async fn one_notification(w: &mut SgWorld, user: String, conv: String, list: String) -> anyhow::Result<()> {
-    let (conv_id, user_id) = (w.id(&conv), w.id(&user));
-    let want = quoted(&list);
-    let suite = w.suite();
-    let last = want.last().cloned().unwrap_or_default();
-    suite
-        .inbox
-        .wait_for(&conv_id, &format!("a notification for {user} listing {last:?}"), suite.notification_wait(), |d| {
-            is_notification_for(d, &user_id) && d.texts().contains(&last)
-        })
-        .await?;
-    let _ = suite
-        .inbox
-        .wait_for(&conv_id, "a late second notification", GRACE, |d| {
-            is_notification_for(d, &user_id) && !d.texts().contains(&last)
-        })
-        .await;
-    let events: Vec<Vec<String>> = suite
-        .inbox
-        .deliveries(&conv_id)
-        .iter()
-        .filter(|d| is_notification_for(d, &user_id))
-        .map(Delivery::texts)
-        .collect();
-    anyhow::ensure!(
-        events.len() == 1 && events[0] == want,
-        "expected one notification.triggered for {user} listing {want:?}; received {events:?}"
-    );
-    Ok(())
-}
-
-#[then(regex = r#"^(\w+)'s notifications for "([^"]+)" list only (.+)$"#)]
-async fn notifications_list_only(w: &mut SgWorld, user: String, conv: String, list: String) -> anyhow::Result<()> {
-    let (conv_id, user_id) = (w.id(&conv), w.id(&user));
-    let want = quoted(&list);
+/// Waits for `user`'s notification that lists the last of `want`, then a grace
+/// period for any other, and returns the texts of each of their notifications.
+async fn settled_notifications(
+    w: &SgWorld,
+    user: &str,
+    conv: &str,
+    want: &[String],
+) -> anyhow::Result<Vec<Vec<String>>> {
+    let (conv_id, user_id) = (w.id(conv), w.id(user));
     let suite = w.suite();
     let last = want.last().cloned().unwrap_or_default();
     suite
@@ -106,13 +79,30 @@ async fn notifications_list_only(w: &mut SgWorld, user: String, conv: String, li
             is_notification_for(d, &user_id) && !d.texts().contains(&last)
         })
         .await;
-    let got: Vec<String> = suite
+    Ok(suite
         .inbox
         .deliveries(&conv_id)
         .iter()
         .filter(|d| is_notification_for(d, &user_id))
-        .flat_map(Delivery::texts)
-        .collect();
+        .map(Delivery::texts)
+        .collect())
+}
+
+#[then(regex = r#"^(\w+) gets one notification for "([^"]+)" listing (.+)$"#)]
+async fn one_notification(w: &mut SgWorld, user: String, conv: String, list: String) -> anyhow::Result<()> {
+    let want = quoted(&list);
+    let events = settled_notifications(w, &user, &conv, &want).await?;
+    anyhow::ensure!(
+        events.len() == 1 && events[0] == want,
+        "expected one notification.triggered for {user} listing {want:?}; received {events:?}"
+    );
+    Ok(())
+}
+
+#[then(regex = r#"^(\w+)'s notifications for "([^"]+)" list only (.+)$"#)]
+async fn notifications_list_only(w: &mut SgWorld, user: String, conv: String, list: String) -> anyhow::Result<()> {
+    let want = quoted(&list);
+    let got: Vec<String> = settled_notifications(w, &user, &conv, &want).await?.into_iter().flatten().collect();
     anyhow::ensure!(got == want, "expected {user}'s notifications to list exactly {want:?}; they listed {got:?}");
     Ok(())
 }
