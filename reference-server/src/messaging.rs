@@ -97,7 +97,24 @@ impl Draft {
 /// Stores `drafts` in `conv` as one transaction; returns each stored (or
 /// replayed) message. Items are checked in order, each fully (field rules,
 /// then sender), so the error is that of the first invalid item.
+///
+/// The work runs in a task of its own: a caller that goes away (a REST client
+/// that disconnects mid-request drops its handler) cannot cancel it between
+/// the commit and the broadcast, so a stored message is always delivered.
 pub async fn store(
+    state: &AppState,
+    app: &Arc<App>,
+    conv: &str,
+    drafts: Vec<Draft>,
+    via: Via,
+) -> Result<Vec<Message>, ApiError> {
+    let (state, app, conv) = (state.clone(), app.clone(), conv.to_string());
+    tokio::spawn(async move { commit_and_deliver(&state, &app, &conv, drafts, via).await })
+        .await
+        .map_err(ApiError::internal)?
+}
+
+async fn commit_and_deliver(
     state: &AppState,
     app: &Arc<App>,
     conv: &str,
