@@ -91,21 +91,37 @@ pub fn percentile_distribution(title: &str, series: &[(&str, &Histogram<u64>)]) 
             .y_desc("latency (ms)")
             .x_label_formatter(&|x| percentile_label(*x))
             .draw()?;
-        for (i, (label, h)) in series.iter().enumerate() {
-            let colour = COLOURS[i % COLOURS.len()];
-            chart
-                .draw_series(LineSeries::new(percentile_points(h, x_max), colour.stroke_width(2)))?
-                .label(*label)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2)));
-        }
+        let lines = series.iter().map(|(label, h)| (*label, percentile_points(h, x_max)));
+        draw_lines(&mut chart, lines, true)
+    })
+}
+
+/// Draws each `(label, points)` as a coloured line, with a legend when asked.
+fn draw_lines<'a, 'c, 'b: 'c, X, Y>(
+    chart: &mut ChartContext<'c, SVGBackend<'b>, Cartesian2d<X, Y>>,
+    lines: impl Iterator<Item = (&'a str, Vec<(f64, f64)>)>,
+    legend: bool,
+) -> DrawResult
+where
+    X: plotters::coord::ranged1d::Ranged<ValueType = f64>,
+    Y: plotters::coord::ranged1d::Ranged<ValueType = f64>,
+{
+    for (i, (label, points)) in lines.enumerate() {
+        let colour = COLOURS[i % COLOURS.len()];
+        chart
+            .draw_series(LineSeries::new(points, colour.stroke_width(2)))?
+            .label(label)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2)));
+    }
+    if legend {
         chart
             .configure_series_labels()
             .position(SeriesLabelPosition::UpperLeft)
             .border_style(BLACK)
             .background_style(WHITE)
             .draw()?;
-        Ok(())
-    })
+    }
+    Ok(())
 }
 
 /// One line of a time series chart.
@@ -131,22 +147,7 @@ pub fn over_time(title: &str, y_desc: &str, lines: &[Line<'_>], window: (f64, f6
             [(window.0, 0.0), (window.1, y_top)],
             RGBColor(230, 240, 255).filled(),
         )))?;
-        for (i, line) in lines.iter().enumerate() {
-            let colour = COLOURS[i % COLOURS.len()];
-            chart
-                .draw_series(LineSeries::new(line.points.iter().copied(), colour.stroke_width(2)))?
-                .label(line.label)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2)));
-        }
-        if lines.len() > 1 {
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperLeft)
-                .border_style(BLACK)
-                .background_style(WHITE)
-                .draw()?;
-        }
-        Ok(())
+        draw_lines(&mut chart, lines.iter().map(|l| (l.label, l.points.clone())), lines.len() > 1)
     })
 }
 

@@ -109,22 +109,20 @@ pub async fn store(
     via: Via,
 ) -> Result<Vec<Message>, ApiError> {
     let (state, app, conv) = (state.clone(), app.clone(), conv.to_string());
-    tokio::spawn(async move { commit_and_deliver(&state, &app, &conv, drafts, via).await })
-        .await
-        .map_err(ApiError::internal)?
+    tokio::spawn(commit_and_deliver(state, app, conv, drafts, via)).await.map_err(ApiError::internal)?
 }
 
 async fn commit_and_deliver(
-    state: &AppState,
-    app: &Arc<App>,
-    conv: &str,
+    state: AppState,
+    app: Arc<App>,
+    conv: String,
     drafts: Vec<Draft>,
     via: Via,
 ) -> Result<Vec<Message>, ApiError> {
     // Held from before the commit until the broadcast is queued, so delivery
     // order is commit order; the broadcast itself runs on a runtime thread.
     let _order = state.send_order.lock().await;
-    let (state2, app2, conv) = (state.clone(), app.clone(), conv.to_string());
+    let (state2, app2) = (state.clone(), app.clone());
     let (out, fresh, participants) = state
         .db
         .call(move |c| -> Result<_, ApiError> {
@@ -170,7 +168,7 @@ async fn commit_and_deliver(
         })
         .await?;
     for msg in &fresh {
-        deliver(state, app, msg, &participants);
+        deliver(&state, &app, msg, &participants);
     }
     Ok(out)
 }
