@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 pub type Custom = BTreeMap<String, String>;
 
 /// `GET /v1/{appId}`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AppInfo {
@@ -22,6 +23,7 @@ pub struct AppInfo {
 
 /// `PUT /v1/{appId}/users/{userId}`: creates or merges. An absent field is left
 /// as it is; `email: null` / `phone: null` clear the field.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UserUpsert {
@@ -47,6 +49,7 @@ where
 }
 
 /// A user as `GET /v1/{appId}/users/{userId}` returns it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct User {
@@ -60,6 +63,7 @@ pub struct User {
 }
 
 /// `PUT /v1/{appId}/conversations/{conversationId}`: creates or merges.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ConversationUpsert {
@@ -75,6 +79,7 @@ pub struct ConversationUpsert {
 
 /// A conversation as `GET /v1/{appId}/conversations/{id}` returns it. Guests
 /// never appear in `participants`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Conversation {
@@ -88,6 +93,7 @@ pub struct Conversation {
 }
 
 /// One entry of `GET /v1/{appId}/users/{userId}/conversations`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UserConversation {
@@ -98,6 +104,7 @@ pub struct UserConversation {
 }
 
 /// A participant's access.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Access {
     ReadWrite,
@@ -105,6 +112,7 @@ pub enum Access {
 }
 
 /// A participant's notification setting: `true`, `false` or `"MentionsOnly"`.
+/// Its serde is written by hand, and so is its schema (`openapi` feature).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Notify {
     On,
@@ -141,7 +149,23 @@ impl<'de> Deserialize<'de> for Notify {
     }
 }
 
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for Notify {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        OneOfBuilder::new()
+            .item(ObjectBuilder::new().schema_type(Type::Boolean))
+            .item(ObjectBuilder::new().schema_type(Type::String).enum_values(Some(["MentionsOnly"])))
+            .description(Some("`true` (every message), `false` (none) or `\"MentionsOnly\"`"))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for Notify {}
+
 /// A participant's settings.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ParticipantSettings {
@@ -156,6 +180,7 @@ impl Default for ParticipantSettings {
 }
 
 /// `PUT` / `PATCH /v1/{appId}/conversations/{cid}/participants/{userId}`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ParticipantUpsert {
@@ -166,6 +191,7 @@ pub struct ParticipantUpsert {
 }
 
 /// One item of a `POST .../messages` batch.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all_fields = "camelCase", deny_unknown_fields)]
 pub enum NewMessage {
@@ -175,6 +201,8 @@ pub enum NewMessage {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         custom: Option<Custom>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        // utoipa does not read serde's `rename_all_fields`.
+        #[cfg_attr(feature = "openapi", schema(rename = "idempotencyKey"))]
         idempotency_key: Option<String>,
     },
     SystemMessage {
@@ -185,12 +213,14 @@ pub enum NewMessage {
 }
 
 /// One item of the `POST .../messages` response.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MessageCreated {
     pub id: String,
 }
 
 /// `UserMessage` or `SystemMessage`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MessageType {
     UserMessage,
@@ -198,6 +228,7 @@ pub enum MessageType {
 }
 
 /// Where a message came in.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Origin {
@@ -206,6 +237,7 @@ pub enum Origin {
 }
 
 /// A stored message, as history, realtime `message` frames and webhooks carry it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Message {
@@ -221,12 +253,14 @@ pub struct Message {
 }
 
 /// A list response: `{"data": [...]}`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Page<T> {
     pub data: Vec<T>,
 }
 
 /// Query of a list endpoint.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PageQuery {
@@ -237,6 +271,7 @@ pub struct PageQuery {
 }
 
 /// `PUT /v1/{appId}/webhooks`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WebhookRegistration {
@@ -246,12 +281,14 @@ pub struct WebhookRegistration {
 }
 
 /// The body of every error response.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
 /// `{"code","message"}` inside [`ErrorBody`].
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ErrorDetail {
     pub code: String,

@@ -38,6 +38,9 @@ pub struct ServerArgs {
     /// Frames a connection may have queued before it is closed with 1008 "slow consumer".
     #[arg(long, env = "SUPERGROUP_OUTBOUND_QUEUE", default_value_t = DEFAULT_OUTBOUND_QUEUE)]
     pub outbound_queue: usize,
+    /// After SIGINT/SIGTERM, keep serving HTTP this long (milliseconds) with /readyz at 503, then close.
+    #[arg(long, env = "SUPERGROUP_SHUTDOWN_DRAIN_MS", default_value_t = 0)]
+    pub shutdown_drain_ms: u64,
     /// TEST ONLY: break one rule on purpose (repeatable), to prove the conformance suite catches it.
     #[arg(long = "violate", env = "SUPERGROUP_VIOLATE", value_delimiter = ',')]
     pub violations: Vec<Violation>,
@@ -69,6 +72,7 @@ impl ServerArgs {
             notification_delay_ms: self.notification_delay_ms,
             outbound_queue: self.outbound_queue.max(1),
             violations: Violations::new(self.violations.clone()),
+            shutdown_drain_ms: self.shutdown_drain_ms,
         })
     }
 }

@@ -53,6 +53,10 @@ pub struct Config {
     pub outbound_queue: usize,
     /// Rules to break on purpose (conformance self-test only).
     pub violations: Violations,
+    /// After the shutdown signal, how long HTTP is still served (with `/readyz`
+    /// at 503 and realtime connections closed with 1001) before the listener
+    /// closes, so a load balancer can take the server out first.
+    pub shutdown_drain_ms: u64,
 }
 
 impl Config {
@@ -64,6 +68,7 @@ impl Config {
             notification_delay_ms: 200,
             outbound_queue: DEFAULT_OUTBOUND_QUEUE,
             violations: Violations::default(),
+            shutdown_drain_ms: 0,
         }
     }
 

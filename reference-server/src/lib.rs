@@ -31,7 +31,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 /// Runs the server on `listener` until `shutdown` resolves, then closes every
-/// realtime connection with 1001 and returns.
+/// realtime connection with 1001, serves HTTP for `shutdown_drain_ms` more
+/// (`/readyz` answering 503) and returns.
 pub async fn serve(
     listener: TcpListener,
     config: Config,
@@ -40,12 +41,16 @@ pub async fn serve(
     let state = state::AppState::build(config).await?;
     let router = routes::router(state.clone());
     let stop = state.shutdown.clone();
+    let drain = std::time::Duration::from_millis(state.config.shutdown_drain_ms);
     axum::serve(listener, router)
         .with_graceful_shutdown(async move {
             shutdown.await;
             // Realtime connections watch this token and close themselves with 1001;
             // axum's graceful shutdown does not wait for upgraded sockets.
+            // `/readyz` answers 503 from here on.
             stop.cancel();
+            // The drain: HTTP is still served, so a load balancer sees the 503 and moves away.
+            tokio::time::sleep(drain).await;
         })
         .await?;
     state.tracker.close();

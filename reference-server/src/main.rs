@@ -1,18 +1,31 @@
-//! `supergroup-server`: flags, logging, bind, [`supergroup_server::serve`] until SIGINT/SIGTERM.
+//! `supergroup-server`: flags, logging, bind, [`supergroup_server::serve`] until SIGINT/SIGTERM;
+//! `supergroup-server openapi` prints the REST API's OpenAPI document instead.
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use supergroup_server::cli::ServerArgs;
 
 #[derive(Parser)]
 #[command(name = "supergroup-server", version, about = "Reference server of the Super Group Chat protocol")]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
     #[command(flatten)]
     server: ServerArgs,
 }
 
+#[derive(Subcommand)]
+enum Command {
+    /// Print the OpenAPI 3.1 document of the REST API (what GET /openapi.json serves) and exit.
+    Openapi,
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    supergroup_server::init_tracing();
     let cli = Cli::parse();
+    if let Some(Command::Openapi) = cli.command {
+        print!("{}", supergroup_server::routes::openapi::json());
+        return Ok(());
+    }
+    supergroup_server::init_tracing();
     supergroup_server::run_process(&cli.server).await
 }

@@ -3,6 +3,7 @@
 //! connections that had it open get `closed`).
 
 use super::empty;
+use super::openapi::{AppPath, ConversationPath, Empty};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Body, Ids, check_id};
 use crate::membership;
@@ -15,8 +16,22 @@ use std::sync::Arc;
 use supergroup_protocol::ErrorCode;
 use supergroup_protocol::frames::ServerFrame;
 use supergroup_protocol::limits::MAX_PARTICIPANTS_PER_PUT;
+use supergroup_protocol::rest::ErrorBody;
 use supergroup_protocol::rest::{Conversation, ConversationUpsert, ParticipantSettings};
 
+#[utoipa::path(
+    put, path = "/v1/{appId}/conversations/{conversationId}", tag = "rest",
+    params(AppPath, ConversationPath),
+    request_body = ConversationUpsert,
+    responses(
+        (status = 200, description = "Created or merged; listed participants added all or nothing", body = Empty),
+        (status = 400, description = "Invalid id, body or query (`invalid_id`, `invalid_json`, `invalid_request`, ...)", body = ErrorBody),
+        (status = 401, description = "Unknown app or wrong secret (`unauthorized`)", body = ErrorBody),
+        (status = 409, description = "Over the participant limit (`participant_limit_reached`); nothing was changed", body = ErrorBody),
+        (status = 413, description = "Body over 1 MiB (`payload_too_large`)", body = ErrorBody),
+    ),
+    security(("appSecret" = [])),
+)]
 pub async fn put_conversation(
     State(state): State<AppState>,
     Extension(app): Extension<Arc<App>>,
@@ -53,6 +68,17 @@ pub async fn put_conversation(
     Ok(empty())
 }
 
+#[utoipa::path(
+    get, path = "/v1/{appId}/conversations/{conversationId}", tag = "rest",
+    params(AppPath, ConversationPath),
+    responses(
+        (status = 200, description = "The conversation; guests are never listed", body = Conversation),
+        (status = 400, description = "Invalid id, body or query (`invalid_id`, `invalid_json`, `invalid_request`, ...)", body = ErrorBody),
+        (status = 401, description = "Unknown app or wrong secret (`unauthorized`)", body = ErrorBody),
+        (status = 404, description = "Not found (`user_not_found`, `conversation_not_found`, `participant_not_found`)", body = ErrorBody),
+    ),
+    security(("appSecret" = [])),
+)]
 pub async fn get_conversation(
     State(state): State<AppState>,
     Extension(app): Extension<Arc<App>>,
@@ -73,6 +99,17 @@ pub async fn get_conversation(
     Ok(Json(found))
 }
 
+#[utoipa::path(
+    delete, path = "/v1/{appId}/conversations/{conversationId}", tag = "rest",
+    params(AppPath, ConversationPath),
+    responses(
+        (status = 200, description = "Deleted with its messages", body = Empty),
+        (status = 400, description = "Invalid id, body or query (`invalid_id`, `invalid_json`, `invalid_request`, ...)", body = ErrorBody),
+        (status = 401, description = "Unknown app or wrong secret (`unauthorized`)", body = ErrorBody),
+        (status = 404, description = "Not found (`user_not_found`, `conversation_not_found`, `participant_not_found`)", body = ErrorBody),
+    ),
+    security(("appSecret" = [])),
+)]
 pub async fn delete_conversation(
     State(state): State<AppState>,
     Extension(app): Extension<Arc<App>>,

@@ -1,6 +1,7 @@
 //! Messages: `POST` a batch of at most 10 (all or nothing) and `GET` history,
 //! newest first. Messages written by guests stay in history after they leave.
 
+use super::openapi::{AppPath, ConversationPath, ListParams};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Batch, Ids, ListQuery};
 use crate::messaging::{self, Draft, Via};
@@ -11,8 +12,22 @@ use axum::{Extension, Json};
 use std::sync::Arc;
 use supergroup_protocol::ErrorCode;
 use supergroup_protocol::limits::MAX_BATCH;
+use supergroup_protocol::rest::ErrorBody;
 use supergroup_protocol::rest::{Message, MessageCreated, NewMessage, Page};
 
+#[utoipa::path(
+    post, path = "/v1/{appId}/conversations/{conversationId}/messages", tag = "rest",
+    params(AppPath, ConversationPath),
+    request_body = Vec<NewMessage>,
+    responses(
+        (status = 200, description = "Stored, all or nothing; one id per item, in order", body = Vec<MessageCreated>),
+        (status = 400, description = "Invalid id, body or query (`invalid_id`, `invalid_json`, `invalid_request`, ...)", body = ErrorBody),
+        (status = 401, description = "Unknown app or wrong secret (`unauthorized`)", body = ErrorBody),
+        (status = 404, description = "Not found (`user_not_found`, `conversation_not_found`, `participant_not_found`)", body = ErrorBody),
+        (status = 413, description = "Body over 1 MiB (`payload_too_large`)", body = ErrorBody),
+    ),
+    security(("appSecret" = [])),
+)]
 pub async fn post_messages(
     State(state): State<AppState>,
     Extension(app): Extension<Arc<App>>,
@@ -34,6 +49,17 @@ pub async fn post_messages(
     Ok(Json(stored.into_iter().map(|m| MessageCreated { id: m.id }).collect()))
 }
 
+#[utoipa::path(
+    get, path = "/v1/{appId}/conversations/{conversationId}/messages", tag = "rest",
+    params(AppPath, ConversationPath, ListParams),
+    responses(
+        (status = 200, description = "History, newest first", body = Page<Message>),
+        (status = 400, description = "Invalid id, body or query (`invalid_id`, `invalid_json`, `invalid_request`, ...)", body = ErrorBody),
+        (status = 401, description = "Unknown app or wrong secret (`unauthorized`)", body = ErrorBody),
+        (status = 404, description = "Not found (`user_not_found`, `conversation_not_found`, `participant_not_found`)", body = ErrorBody),
+    ),
+    security(("appSecret" = [])),
+)]
 pub async fn list_messages(
     State(state): State<AppState>,
     Extension(app): Extension<Arc<App>>,

@@ -1,11 +1,14 @@
 //! The HTTP surface: one file per resource, assembled here. Every REST route
 //! sits behind [`auth`] (the app secret); the realtime route authenticates
 //! with its token instead. Unknown routes answer 404 `not_found`, wrong
-//! methods 405 `method_not_allowed`, both with the JSON error body.
+//! methods 405 `method_not_allowed`, both with the JSON error body. The
+//! operational endpoints (`/healthz`, `/readyz`, `/openapi.json`) take no secret.
 
 mod app;
 mod conversations;
+mod health;
 mod messages;
+pub mod openapi;
 mod participants;
 mod users;
 mod webhooks;
@@ -47,6 +50,9 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(api)
         .route("/v1/{app_id}/realtime", get(crate::realtime::upgrade))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/openapi.json", get(openapi::openapi_json))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

@@ -2,6 +2,7 @@
 //! participant limit), `PATCH` (only the given fields), `DELETE` (leave).
 
 use super::empty;
+use super::openapi::{AppPath, ConversationPath, Empty, UserPath};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Body, Ids};
 use crate::membership;
@@ -11,12 +12,27 @@ use axum::extract::State;
 use axum::{Extension, Json};
 use std::sync::Arc;
 use supergroup_protocol::ErrorCode;
+use supergroup_protocol::rest::ErrorBody;
 use supergroup_protocol::rest::{ParticipantSettings, ParticipantUpsert};
 
 fn not_a_participant(user: &str) -> ApiError {
     ApiError::new(ErrorCode::ParticipantNotFound, format!("`{user}` is not a participant of this conversation"))
 }
 
+#[utoipa::path(
+    put, path = "/v1/{appId}/conversations/{conversationId}/participants/{userId}", tag = "rest",
+    params(AppPath, ConversationPath, UserPath),
+    request_body = ParticipantUpsert,
+    responses(
+        (status = 200, description = "Added with these settings, or its settings set", body = Empty),
+        (status = 400, description = "Invalid id, body or query (`invalid_id`, `invalid_json`, `invalid_request`, ...)", body = ErrorBody),
+        (status = 401, description = "Unknown app or wrong secret (`unauthorized`)", body = ErrorBody),
+        (status = 404, description = "Not found (`user_not_found`, `conversation_not_found`, `participant_not_found`)", body = ErrorBody),
+        (status = 409, description = "Over the participant limit (`participant_limit_reached`); nothing was changed", body = ErrorBody),
+        (status = 413, description = "Body over 1 MiB (`payload_too_large`)", body = ErrorBody),
+    ),
+    security(("appSecret" = [])),
+)]
 pub async fn put_participant(
     State(state): State<AppState>,
     Extension(app): Extension<Arc<App>>,
@@ -50,6 +66,19 @@ pub async fn put_participant(
     Ok(empty())
 }
 
+#[utoipa::path(
+    patch, path = "/v1/{appId}/conversations/{conversationId}/participants/{userId}", tag = "rest",
+    params(AppPath, ConversationPath, UserPath),
+    request_body = ParticipantUpsert,
+    responses(
+        (status = 200, description = "The given settings changed", body = Empty),
+        (status = 400, description = "Invalid id, body or query (`invalid_id`, `invalid_json`, `invalid_request`, ...)", body = ErrorBody),
+        (status = 401, description = "Unknown app or wrong secret (`unauthorized`)", body = ErrorBody),
+        (status = 404, description = "Not found (`user_not_found`, `conversation_not_found`, `participant_not_found`)", body = ErrorBody),
+        (status = 413, description = "Body over 1 MiB (`payload_too_large`)", body = ErrorBody),
+    ),
+    security(("appSecret" = [])),
+)]
 pub async fn patch_participant(
     State(state): State<AppState>,
     Extension(app): Extension<Arc<App>>,
@@ -78,6 +107,17 @@ pub async fn patch_participant(
     Ok(empty())
 }
 
+#[utoipa::path(
+    delete, path = "/v1/{appId}/conversations/{conversationId}/participants/{userId}", tag = "rest",
+    params(AppPath, ConversationPath, UserPath),
+    responses(
+        (status = 200, description = "The participant left", body = Empty),
+        (status = 400, description = "Invalid id, body or query (`invalid_id`, `invalid_json`, `invalid_request`, ...)", body = ErrorBody),
+        (status = 401, description = "Unknown app or wrong secret (`unauthorized`)", body = ErrorBody),
+        (status = 404, description = "Not found (`user_not_found`, `conversation_not_found`, `participant_not_found`)", body = ErrorBody),
+    ),
+    security(("appSecret" = [])),
+)]
 pub async fn delete_participant(
     State(state): State<AppState>,
     Extension(app): Extension<Arc<App>>,

@@ -3,6 +3,7 @@
 //! user opened as a guest).
 
 use super::empty;
+use super::openapi::{AppPath, Empty, ListParams, UserPath};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Body, Ids, ListQuery};
 use crate::state::{App, AppState};
@@ -12,8 +13,21 @@ use axum::extract::State;
 use axum::{Extension, Json};
 use std::sync::Arc;
 use supergroup_protocol::ErrorCode;
+use supergroup_protocol::rest::ErrorBody;
 use supergroup_protocol::rest::{Page, User, UserConversation, UserUpsert};
 
+#[utoipa::path(
+    put, path = "/v1/{appId}/users/{userId}", tag = "rest",
+    params(AppPath, UserPath),
+    request_body = UserUpsert,
+    responses(
+        (status = 200, description = "Created or merged", body = Empty),
+        (status = 400, description = "Invalid id, body or query (`invalid_id`, `invalid_json`, `invalid_request`, ...)", body = ErrorBody),
+        (status = 401, description = "Unknown app or wrong secret (`unauthorized`)", body = ErrorBody),
+        (status = 413, description = "Body over 1 MiB (`payload_too_large`)", body = ErrorBody),
+    ),
+    security(("appSecret" = [])),
+)]
 pub async fn put_user(
     State(state): State<AppState>,
     Extension(app): Extension<Arc<App>>,
@@ -36,6 +50,17 @@ pub async fn put_user(
     Ok(empty())
 }
 
+#[utoipa::path(
+    get, path = "/v1/{appId}/users/{userId}", tag = "rest",
+    params(AppPath, UserPath),
+    responses(
+        (status = 200, description = "The user", body = User),
+        (status = 400, description = "Invalid id, body or query (`invalid_id`, `invalid_json`, `invalid_request`, ...)", body = ErrorBody),
+        (status = 401, description = "Unknown app or wrong secret (`unauthorized`)", body = ErrorBody),
+        (status = 404, description = "Not found (`user_not_found`, `conversation_not_found`, `participant_not_found`)", body = ErrorBody),
+    ),
+    security(("appSecret" = [])),
+)]
 pub async fn get_user(
     State(state): State<AppState>,
     Extension(app): Extension<Arc<App>>,
@@ -50,6 +75,17 @@ pub async fn get_user(
     }
 }
 
+#[utoipa::path(
+    get, path = "/v1/{appId}/users/{userId}/conversations", tag = "rest",
+    params(AppPath, UserPath, ListParams),
+    responses(
+        (status = 200, description = "Conversations where the user is a participant, never as a guest", body = Page<UserConversation>),
+        (status = 400, description = "Invalid id, body or query (`invalid_id`, `invalid_json`, `invalid_request`, ...)", body = ErrorBody),
+        (status = 401, description = "Unknown app or wrong secret (`unauthorized`)", body = ErrorBody),
+        (status = 404, description = "Not found (`user_not_found`, `conversation_not_found`, `participant_not_found`)", body = ErrorBody),
+    ),
+    security(("appSecret" = [])),
+)]
 pub async fn user_conversations(
     State(state): State<AppState>,
     Extension(app): Extension<Arc<App>>,

@@ -2,6 +2,7 @@
 //! events it wants; `DELETE` removes it.
 
 use super::empty;
+use super::openapi::{AppPath, Empty};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Body;
 use crate::state::{App, AppState};
@@ -10,9 +11,22 @@ use axum::extract::State;
 use axum::{Extension, Json};
 use std::sync::Arc;
 use supergroup_protocol::ErrorCode;
+use supergroup_protocol::rest::ErrorBody;
 use supergroup_protocol::rest::WebhookRegistration;
 use supergroup_protocol::webhook::EVENT_TYPES;
 
+#[utoipa::path(
+    put, path = "/v1/{appId}/webhooks", tag = "rest",
+    params(AppPath),
+    request_body = WebhookRegistration,
+    responses(
+        (status = 200, description = "Registered, replacing any earlier one", body = Empty),
+        (status = 400, description = "Invalid id, body or query (`invalid_id`, `invalid_json`, `invalid_request`, ...)", body = ErrorBody),
+        (status = 401, description = "Unknown app or wrong secret (`unauthorized`)", body = ErrorBody),
+        (status = 413, description = "Body over 1 MiB (`payload_too_large`)", body = ErrorBody),
+    ),
+    security(("appSecret" = [])),
+)]
 pub async fn put_webhook(
     State(state): State<AppState>,
     Extension(app): Extension<Arc<App>>,
@@ -31,6 +45,15 @@ pub async fn put_webhook(
     Ok(empty())
 }
 
+#[utoipa::path(
+    delete, path = "/v1/{appId}/webhooks", tag = "rest",
+    params(AppPath),
+    responses(
+        (status = 200, description = "Removed (or there was none)", body = Empty),
+        (status = 401, description = "Unknown app or wrong secret (`unauthorized`)", body = ErrorBody),
+    ),
+    security(("appSecret" = [])),
+)]
 pub async fn delete_webhook(
     State(state): State<AppState>,
     Extension(app): Extension<Arc<App>>,
