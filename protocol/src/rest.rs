@@ -275,6 +275,8 @@ pub struct PageQuery {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WebhookRegistration {
+    /// An absolute `http` or `https` URL.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1))]
     pub url: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub events: Option<Vec<String>>,

@@ -1,7 +1,7 @@
 //! Messages: `POST` a batch of at most 10 (all or nothing) and `GET` history,
 //! newest first. Messages written by guests stay in history after they leave.
 
-use super::openapi::{AppPath, ConversationPath, ListParams};
+use super::openapi::{AppPath, ConversationPath, ListParams, MessageBatch};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Batch, Ids, ListQuery};
 use crate::messaging::{self, Draft, Via};
@@ -18,7 +18,7 @@ use supergroup_protocol::rest::{Message, MessageCreated, NewMessage, Page};
 #[utoipa::path(
     post, path = "/v1/{appId}/conversations/{conversationId}/messages", tag = "rest",
     params(AppPath, ConversationPath),
-    request_body = Vec<NewMessage>,
+    request_body = MessageBatch,
     responses(
         (status = 200, description = "Stored, all or nothing; one id per item, in order", body = Vec<MessageCreated>),
         (status = 400, description = "Invalid id, body or query (`invalid_id`, `invalid_json`, `invalid_request`, ...)", body = ErrorBody),

@@ -10,6 +10,8 @@
 use super::{app, conversations, health, messages, participants, users, webhooks};
 use axum::http::header;
 use axum::response::IntoResponse;
+use supergroup_protocol::limits::MAX_BATCH;
+use supergroup_protocol::rest::NewMessage;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 
@@ -53,6 +55,7 @@ pub struct ListParams {
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// The id of the last item of the previous page; an id not in the list is 400.
+    #[param(min_length = 1, max_length = 255, pattern = r"^[^/\x00-\x1F\x7F-\x9F]+$")]
     pub starting_after: Option<String>,
 }
 
@@ -71,6 +74,28 @@ impl utoipa::PartialSchema for Empty {
 }
 
 impl ToSchema for Empty {}
+
+/// The body of `POST .../messages`: 1 to [`MAX_BATCH`] messages, stored all or nothing.
+pub struct MessageBatch;
+
+impl utoipa::PartialSchema for MessageBatch {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::ArrayBuilder;
+        ArrayBuilder::new()
+            .items(utoipa::openapi::Ref::from_schema_name(NewMessage::name()))
+            .min_items(Some(1))
+            .max_items(Some(MAX_BATCH))
+            .description(Some("1 to 10 messages, stored all or nothing (more is 400 `too_many_messages`)"))
+            .into()
+    }
+}
+
+impl ToSchema for MessageBatch {
+    fn schemas(schemas: &mut Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)>) {
+        schemas.push((NewMessage::name().into(), <NewMessage as utoipa::PartialSchema>::schema()));
+        <NewMessage as ToSchema>::schemas(schemas);
+    }
+}
 
 /// Adds the bearer scheme: `Authorization: Bearer <app secret>`.
 struct BearerAuth;
