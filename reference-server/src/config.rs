@@ -53,6 +53,8 @@ pub struct Config {
     pub outbound_queue: usize,
     /// Rules to break on purpose (conformance self-test only).
     pub violations: Violations,
+    /// TLS, timeouts, connection caps, liveness and rate limits.
+    pub transport: crate::transport::Transport,
 }
 
 impl Config {
@@ -64,6 +66,7 @@ impl Config {
             notification_delay_ms: 200,
             outbound_queue: DEFAULT_OUTBOUND_QUEUE,
             violations: Violations::default(),
+            transport: crate::transport::Transport::default(),
         }
     }
 
