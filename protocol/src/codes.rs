@@ -55,6 +55,14 @@ pub enum ErrorCode {
     NotOpen,
     /// realtime: the participant has `Read` access.
     ReadOnly,
+    /// realtime: `send` frames came faster than the connection's token bucket allows.
+    RateLimited,
+    /// realtime: the connection already has its limit of conversations open.
+    TooManyOpen,
+    /// 429: the user already holds the server's limit of realtime connections.
+    TooManyConnections,
+    /// 503: the server holds its limit of connections; retry later.
+    ServerBusy,
     /// 500: the server failed; nothing was changed.
     Internal,
 }
@@ -87,6 +95,10 @@ impl ErrorCode {
             GuestLimitReached => "guest_limit_reached",
             NotOpen => "not_open",
             ReadOnly => "read_only",
+            RateLimited => "rate_limited",
+            TooManyOpen => "too_many_open",
+            TooManyConnections => "too_many_connections",
+            ServerBusy => "server_busy",
             Internal => "internal",
         }
     }
@@ -100,7 +112,9 @@ impl ErrorCode {
             MethodNotAllowed => 405,
             ParticipantLimitReached => 409,
             PayloadTooLarge => 413,
+            TooManyConnections => 429,
             Internal => 500,
+            ServerBusy => 503,
             _ => 400,
         }
     }

@@ -155,6 +155,10 @@ pub mod close {
     pub const TOO_BIG: u16 = 1009;
     /// The close reason sent with [`POLICY`] for a slow consumer.
     pub const SLOW_CONSUMER_REASON: &str = "slow consumer";
+    /// Nothing (not even a pong) came from the client for the idle timeout.
+    pub const IDLE: u16 = 4000;
+    /// The close reason sent with [`IDLE`].
+    pub const IDLE_REASON: &str = "idle timeout";
 }
 
 #[cfg(test)]

@@ -5,7 +5,14 @@
 use crate::config::{AppConfig, Config, DEFAULT_OUTBOUND_QUEUE};
 use crate::violation::{Violation, Violations};
 use clap::Args;
+use crate::transport::{
+    DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_USER, DEFAULT_MAX_OPEN_PER_CONNECTION,
+    DEFAULT_SEND_BURST, DEFAULT_SEND_RATE, DEFAULT_TYPING_RATE, DEFAULT_WS_IDLE_TIMEOUT, DEFAULT_WS_PING_INTERVAL,
+    Transport,
+};
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
 use supergroup_protocol::limits::Plan;
 
 /// Flags of a server process.
@@ -44,6 +51,76 @@ pub struct ServerArgs {
     /// TEST ONLY: break one rule on purpose (repeatable), to prove the conformance suite catches it.
     #[arg(long = "violate", env = "SUPERGROUP_VIOLATE", value_delimiter = ',')]
     pub violations: Vec<Violation>,
+    /// TLS, timeouts, connection caps, liveness and rate limits.
+    #[command(flatten)]
+    pub transport: TransportArgs,
+}
+
+/// Transport flags: TLS, HTTP timeouts and caps, WebSocket liveness, rate limits.
+#[derive(Debug, Clone, Args)]
+pub struct TransportArgs {
+    /// PEM certificate chain (leaf first): serve https and wss. Needs --tls-key.
+    #[arg(long, env = "SUPERGROUP_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "SUPERGROUP_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Seconds a client has for the TLS handshake and each request head; also how long an idle keep-alive connection is kept.
+    #[arg(long, env = "SUPERGROUP_HTTP_HEADER_TIMEOUT", default_value_t = DEFAULT_HEADER_TIMEOUT.as_secs_f64())]
+    pub http_header_timeout: f64,
+    /// Connections (HTTP and realtime) held at once; one more is answered 503 server_busy.
+    #[arg(long, env = "SUPERGROUP_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
+    /// Seconds between the server's pings on each realtime connection.
+    #[arg(long, env = "SUPERGROUP_WS_PING_INTERVAL", default_value_t = DEFAULT_WS_PING_INTERVAL.as_secs_f64())]
+    pub ws_ping_interval: f64,
+    /// Seconds a realtime connection may send nothing (pongs included) before it is closed with 4000.
+    #[arg(long, env = "SUPERGROUP_WS_IDLE_TIMEOUT", default_value_t = DEFAULT_WS_IDLE_TIMEOUT.as_secs_f64())]
+    pub ws_idle_timeout: f64,
+    /// Realtime connections one user may hold at once; one more is refused with 429 too_many_connections.
+    #[arg(long, env = "SUPERGROUP_MAX_CONNECTIONS_PER_USER", default_value_t = DEFAULT_MAX_CONNECTIONS_PER_USER)]
+    pub max_connections_per_user: u32,
+    /// Conversations one connection may have open; one more open is answered too_many_open.
+    #[arg(long, env = "SUPERGROUP_MAX_OPEN_PER_CONNECTION", default_value_t = DEFAULT_MAX_OPEN_PER_CONNECTION)]
+    pub max_open_per_connection: usize,
+    /// send frames per second a connection may sustain; past the burst they are answered rate_limited.
+    #[arg(long, env = "SUPERGROUP_SEND_RATE", default_value_t = DEFAULT_SEND_RATE)]
+    pub send_rate: f64,
+    /// send frames a connection may make in a burst.
+    #[arg(long, env = "SUPERGROUP_SEND_BURST", default_value_t = DEFAULT_SEND_BURST)]
+    pub send_burst: f64,
+    /// typing frames per second passed on per connection and conversation; the excess is dropped silently.
+    #[arg(long, env = "SUPERGROUP_TYPING_RATE", default_value_t = DEFAULT_TYPING_RATE)]
+    pub typing_rate: f64,
+}
+
+impl TransportArgs {
+    /// The transport settings these flags describe (reads the TLS files).
+    pub fn transport(&self) -> anyhow::Result<Transport> {
+        let secs = |name: &str, v: f64| -> anyhow::Result<Duration> {
+            anyhow::ensure!(v.is_finite() && v > 0.0, "--{name} must be a positive number of seconds, got {v}");
+            Ok(Duration::from_secs_f64(v))
+        };
+        anyhow::ensure!(self.send_rate > 0.0 && self.send_burst >= 1.0, "--send-rate must be > 0 and --send-burst >= 1");
+        anyhow::ensure!(self.typing_rate > 0.0, "--typing-rate must be > 0");
+        let tls = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(crate::tls::server_config(cert, key)?),
+            _ => None,
+        };
+        Ok(Transport {
+            tls,
+            header_timeout: secs("http-header-timeout", self.http_header_timeout)?,
+            max_connections: self.max_connections.max(1),
+            ws_ping_interval: secs("ws-ping-interval", self.ws_ping_interval)?,
+            ws_idle_timeout: secs("ws-idle-timeout", self.ws_idle_timeout)?,
+            max_connections_per_user: self.max_connections_per_user.max(1),
+            max_open_per_connection: self.max_open_per_connection.max(1),
+            send_rate: self.send_rate,
+            send_burst: self.send_burst,
+            typing_rate: self.typing_rate,
+            ..Transport::default()
+        })
+    }
 }
 
 impl ServerArgs {
@@ -73,6 +150,7 @@ impl ServerArgs {
             outbound_queue: self.outbound_queue.max(1),
             violations: Violations::new(self.violations.clone()),
             shutdown_drain_ms: self.shutdown_drain_ms,
+            transport: self.transport.transport()?,
         })
     }
 }

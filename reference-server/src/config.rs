@@ -57,6 +57,8 @@ pub struct Config {
     /// at 503 and realtime connections closed with 1001) before the listener
     /// closes, so a load balancer can take the server out first.
     pub shutdown_drain_ms: u64,
+    /// TLS, timeouts, connection caps, liveness and rate limits.
+    pub transport: crate::transport::Transport,
 }
 
 impl Config {
@@ -69,6 +71,7 @@ impl Config {
             outbound_queue: DEFAULT_OUTBOUND_QUEUE,
             violations: Violations::default(),
             shutdown_drain_ms: 0,
+            transport: crate::transport::Transport::default(),
         }
     }
 

@@ -4,12 +4,15 @@
 //! repository root). A library with a thin binary: [`serve`] runs the server
 //! on a listener until a shutdown future resolves; [`spawn`] does the same on
 //! `127.0.0.1:0` in a background task, for tests and the in-process suite.
+//! Both serve https and wss instead when the configuration carries a TLS
+//! certificate ([`transport::Transport::tls`]).
 
 pub mod cli;
 pub mod config;
 pub mod error;
 pub mod extract;
 pub mod hub;
+pub mod listener;
 pub mod membership;
 pub mod messaging;
 pub mod notifier;
@@ -17,6 +20,8 @@ pub mod realtime;
 pub mod routes;
 pub mod state;
 pub mod store;
+pub mod tls;
+pub mod transport;
 pub mod validate;
 pub mod violation;
 pub mod webhooks;
@@ -38,21 +43,21 @@ pub async fn serve(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let transport = config.transport.clone();
     let state = state::AppState::build(config).await?;
     let router = routes::router(state.clone());
     let stop = state.shutdown.clone();
     let drain = std::time::Duration::from_millis(state.config.shutdown_drain_ms);
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            // Realtime connections watch this token and close themselves with 1001;
-            // axum's graceful shutdown does not wait for upgraded sockets.
-            // `/readyz` answers 503 from here on.
-            stop.cancel();
-            // The drain: HTTP is still served, so a load balancer sees the 503 and moves away.
-            tokio::time::sleep(drain).await;
-        })
-        .await?;
+    listener::serve(listener, router, &transport, async move {
+        shutdown.await;
+        // Realtime connections watch this token and close themselves with 1001;
+        // the HTTP side's graceful shutdown does not wait for upgraded sockets.
+        // `/readyz` answers 503 from here on.
+        stop.cancel();
+        // The drain: HTTP is still served, so a load balancer sees the 503 and moves away.
+        tokio::time::sleep(drain).await;
+    })
+    .await;
     state.tracker.close();
     if tokio::time::timeout(std::time::Duration::from_secs(5), state.tracker.wait()).await.is_err() {
         tracing::warn!("some realtime connections did not close within 5 s");
@@ -69,14 +74,17 @@ pub fn now_ms() -> i64 {
 pub struct Running {
     /// Where it listens.
     pub addr: SocketAddr,
+    /// Whether it serves https and wss.
+    pub tls: bool,
     stop: oneshot::Sender<()>,
     task: JoinHandle<anyhow::Result<()>>,
 }
 
 impl Running {
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT`, or `https://` with TLS.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// Shuts the server down and waits for it.
@@ -90,11 +98,12 @@ impl Running {
 pub async fn spawn(config: Config) -> anyhow::Result<Running> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
+    let tls = config.transport.tls.is_some();
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(serve(listener, config, async move {
         let _ = stopped.await;
     }));
-    Ok(Running { addr, stop, task })
+    Ok(Running { addr, tls, stop, task })
 }
 
 /// Logs to stderr through tracing; `RUST_LOG` filters (default `info`).
@@ -114,7 +123,8 @@ pub async fn run_process(args: &cli::ServerArgs) -> anyhow::Result<()> {
     for v in config.violations.iter() {
         tracing::warn!(violation = %v, "TEST ONLY: this server breaks a rule of SPEC.md on purpose");
     }
-    println!("supergroup-server listening on http://{addr}");
+    let scheme = if config.transport.tls.is_some() { "https" } else { "http" };
+    println!("supergroup-server listening on {scheme}://{addr}");
     for app in &config.apps {
         println!(
             "  app {} secret {} plan {} (participants {}, guests {})",

@@ -51,6 +51,8 @@ pub struct Shared {
     pub shutdown: CancellationToken,
     /// Tracks realtime connection tasks so shutdown can wait for them.
     pub tracker: TaskTracker,
+    /// Realtime connections per user (`--max-connections-per-user`).
+    pub user_connections: crate::realtime::UserConnections,
 }
 
 /// The handle: clone it freely.
@@ -84,6 +86,7 @@ impl AppState {
             send_order: tokio::sync::Mutex::new(()),
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
+            user_connections: Default::default(),
         })))
     }
 

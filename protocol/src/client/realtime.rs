@@ -4,6 +4,7 @@
 //! [`Realtime::wait_for`], so no event is lost to a request. Every wait is
 //! bounded by a timeout that says what was awaited.
 
+use super::tls::Tls;
 use crate::frames::{ClientFrame, ServerFrame, Ui};
 use futures_util::{SinkExt, StreamExt};
 use std::collections::VecDeque;
@@ -48,6 +49,9 @@ pub enum RealtimeError {
     /// The HTTP upgrade was answered with this status instead of 101.
     #[error("upgrade refused with HTTP {status}")]
     Rejected { status: u16 },
+    /// The TLS handshake failed: most often a certificate no trusted root vouches for.
+    #[error("TLS: {0}")]
+    Tls(String),
     #[error("websocket: {0}")]
     Ws(#[from] tungstenite::Error),
     /// Nothing matching arrived in time.
@@ -72,14 +76,25 @@ pub struct Realtime {
 }
 
 impl Realtime {
-    /// Connects to a realtime URL (see [`crate::client::Rest::realtime_url`]).
+    /// Connects to a realtime URL (see [`crate::client::Rest::realtime_url`]);
+    /// a `wss://` URL trusts the platform's roots only.
     pub async fn connect(url: &str) -> Result<Realtime, RealtimeError> {
         Self::connect_with(url, WsConfig::default()).await
     }
 
-    /// Connects with explicit buffer sizes.
+    /// Connects with explicit buffer sizes, trusting the platform's roots.
     pub async fn connect_with(url: &str, cfg: WsConfig) -> Result<Realtime, RealtimeError> {
-        Ok(Realtime { ws: connect_ws(url, cfg).await?, pending: VecDeque::new(), closed: None, next_ref: 0 })
+        Self::connect_tls(url, cfg, &Tls::platform()).await
+    }
+
+    /// Connects with explicit buffer sizes and trust (see [`crate::client::Rest::tls`]).
+    pub async fn connect_tls(url: &str, cfg: WsConfig, tls: &Tls) -> Result<Realtime, RealtimeError> {
+        Ok(Realtime::over(connect_ws_tls(url, cfg, tls).await?))
+    }
+
+    /// The typed layer over a WebSocket opened elsewhere (e.g. with [`connect_ws_on`]).
+    pub fn over(ws: Ws) -> Realtime {
+        Realtime { ws, pending: VecDeque::new(), closed: None, next_ref: 0 }
     }
 
     /// Gives up the typed layer, for callers that read raw frames (the load generator).
@@ -284,16 +299,46 @@ impl Realtime {
     }
 }
 
-/// Opens the WebSocket; an HTTP answer other than 101 becomes [`RealtimeError::Rejected`].
-pub async fn connect_ws(url: &str, cfg: WsConfig) -> Result<Ws, RealtimeError> {
-    let config = WebSocketConfig::default()
+fn ws_config(cfg: WsConfig) -> WebSocketConfig {
+    WebSocketConfig::default()
         .read_buffer_size(cfg.read_buffer)
         .write_buffer_size(cfg.write_buffer)
         .max_message_size(Some(cfg.max_message))
-        .max_frame_size(Some(cfg.max_message));
-    match tokio_tungstenite::connect_async_with_config(url, Some(config), true).await {
-        Ok((ws, _)) => Ok(ws),
+        .max_frame_size(Some(cfg.max_message))
+}
+
+/// Opens the WebSocket, trusting the platform's roots for `wss://`; an HTTP
+/// answer other than 101 becomes [`RealtimeError::Rejected`].
+pub async fn connect_ws(url: &str, cfg: WsConfig) -> Result<Ws, RealtimeError> {
+    connect_ws_tls(url, cfg, &Tls::platform()).await
+}
+
+/// Opens the WebSocket with explicit trust for `wss://`.
+pub async fn connect_ws_tls(url: &str, cfg: WsConfig, tls: &Tls) -> Result<Ws, RealtimeError> {
+    let connecting =
+        tokio_tungstenite::connect_async_tls_with_config(url, Some(ws_config(cfg)), true, Some(tls.ws_connector()));
+    finish(connecting.await.map(|(ws, _)| ws), tls)
+}
+
+/// Opens the WebSocket over a TCP stream the caller connected (to set socket
+/// options first, e.g. a small receive buffer); `wss://` does the TLS handshake on it.
+pub async fn connect_ws_on(stream: TcpStream, url: &str, cfg: WsConfig, tls: &Tls) -> Result<Ws, RealtimeError> {
+    let connecting = tokio_tungstenite::client_async_tls_with_config(
+        url,
+        stream,
+        Some(ws_config(cfg)),
+        Some(tls.ws_connector()),
+    );
+    finish(connecting.await.map(|(ws, _)| ws), tls)
+}
+
+fn finish(result: Result<Ws, tungstenite::Error>, tls: &Tls) -> Result<Ws, RealtimeError> {
+    match result {
+        Ok(ws) => Ok(ws),
         Err(tungstenite::Error::Http(resp)) => Err(RealtimeError::Rejected { status: resp.status().as_u16() }),
-        Err(e) => Err(e.into()),
+        Err(e) => match super::tls::describe(&e, tls) {
+            Some(why) => Err(RealtimeError::Tls(why)),
+            None => Err(e.into()),
+        },
     }
 }

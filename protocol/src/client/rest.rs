@@ -2,6 +2,7 @@
 //! out, and [`Rest::raw`] for requests a typed method cannot make (bad JSON,
 //! wrong auth) so the suite can probe error handling.
 
+use super::tls::Tls;
 use crate::rest::*;
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
@@ -20,6 +21,9 @@ pub enum ApiError {
     /// No answer: connection refused, timeout, ...
     #[error("transport: {0}")]
     Transport(#[from] reqwest::Error),
+    /// The TLS handshake failed: most often a certificate no trusted root vouches for.
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
 impl ApiError {
@@ -27,7 +31,7 @@ impl ApiError {
     pub fn status(&self) -> Option<u16> {
         match self {
             ApiError::Api { status, .. } | ApiError::Protocol { status, .. } => Some(*status),
-            ApiError::Transport(_) => None,
+            ApiError::Transport(_) | ApiError::Tls(_) => None,
         }
     }
 
@@ -44,6 +48,8 @@ impl ApiError {
 #[derive(Debug, Clone)]
 pub struct Rest {
     http: reqwest::Client,
+    /// The trust the client was built with, for the realtime half.
+    tls: Tls,
     base: String,
     app_id: String,
     secret: String,
@@ -55,14 +61,33 @@ fn seg(id: &str) -> String {
 }
 
 impl Rest {
-    /// `base` is the server's origin, e.g. `http://127.0.0.1:8080`.
+    /// `base` is the server's origin, e.g. `http://127.0.0.1:8080` or
+    /// `https://chat.example.com`; an https origin trusts the platform's roots.
     pub fn new(base: &str, app_id: &str, secret: &str) -> Rest {
+        Rest::with_tls(base, app_id, secret, Tls::platform())
+    }
+
+    /// Like [`Rest::new`], trusting what `tls` trusts (e.g. a private CA).
+    pub fn with_tls(base: &str, app_id: &str, secret: &str, tls: Tls) -> Rest {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(64)
+            .tls_backend_preconfigured(tls.rustls_config())
             .build()
-            .expect("a client with only a timeout set always builds");
-        Rest { http, base: base.trim_end_matches('/').to_string(), app_id: app_id.into(), secret: secret.into() }
+            .expect("a client with a timeout and a rustls configuration always builds");
+        Rest { http, tls, base: base.trim_end_matches('/').to_string(), app_id: app_id.into(), secret: secret.into() }
+    }
+
+    /// The trust of this client, to open realtime connections the same way
+    /// ([`crate::client::Realtime::connect_tls`]).
+    pub fn tls(&self) -> &Tls {
+        &self.tls
+    }
+
+    /// The HTTP client underneath (cheap to clone), for callers that make
+    /// their own requests to the same target with the same trust.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
     }
 
     /// The server's origin.
@@ -127,7 +152,7 @@ impl Rest {
         if let Some(body) = body {
             req = req.header("content-type", "application/json").body(body);
         }
-        let resp = req.send().await?;
+        let resp = req.send().await.map_err(|e| self.transport(e))?;
         let status = resp.status().as_u16();
         Ok((status, resp.text().await?))
     }
@@ -142,10 +167,18 @@ impl Rest {
         if let Some(body) = body {
             req = req.json(body);
         }
-        let resp = req.send().await?;
+        let resp = req.send().await.map_err(|e| self.transport(e))?;
         let status = resp.status();
         let bytes = resp.bytes().await?;
         decode(status, &bytes)
+    }
+
+    /// A failed send, with a refused certificate said in words.
+    fn transport(&self, e: reqwest::Error) -> ApiError {
+        match super::tls::describe(&e, &self.tls) {
+            Some(why) => ApiError::Tls(why),
+            None => ApiError::Transport(e),
+        }
     }
 
     pub async fn app(&self) -> Result<AppInfo, ApiError> {

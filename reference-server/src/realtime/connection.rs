@@ -16,6 +16,13 @@
 //! Other closes: 1009 for a message over 64 KiB, 1001 on shutdown. On the way
 //! out the connection leaves every conversation it had open, which frees
 //! guest slots and leaves no trace of a guest.
+//!
+//! Liveness: the server pings every `--ws-ping-interval` (25 s); a connection
+//! from which nothing arrives, pongs included, for `--ws-idle-timeout` (60 s)
+//! is closed with 4000 `idle timeout`, so a phone that dropped off the network
+//! gives back its guest slots. On shutdown, frames already queued (acks of
+//! frames already handled, broadcasts) are written before the 1001 close,
+//! for at most [`FLUSH_ON_SHUTDOWN`].
 
 use super::handler::Handler;
 use crate::hub::Outbox;
@@ -30,6 +37,8 @@ use supergroup_protocol::frames::close;
 const WRITE_STALL: Duration = Duration::from_secs(10);
 /// Frames fed before a flush, at most, so one busy connection cannot starve the runtime.
 const BATCH: usize = 256;
+/// How long a shutting-down connection may spend writing its queued frames before the 1001 close.
+const FLUSH_ON_SHUTDOWN: Duration = Duration::from_secs(2);
 
 pub async fn run(state: AppState, app: Arc<App>, user: String, mut socket: WebSocket) {
     let (outbox, mut rx, slow) = Outbox::new(&user, state.config.outbound_queue);
@@ -42,18 +51,30 @@ pub async fn run(state: AppState, app: Arc<App>, user: String, mut socket: WebSo
     tokio::pin!(stopping);
     let slow_fired = slow.notified();
     tokio::pin!(slow_fired);
+    let (ping_every, idle) = (state.config.transport.ws_ping_interval, state.config.transport.ws_idle_timeout);
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let idle_deadline = tokio::time::sleep(idle);
+    tokio::pin!(idle_deadline);
     let closing = loop {
         tokio::select! {
             biased;
             _ = &mut stopping => break Some((close::GOING_AWAY, "server shutting down")),
             _ = &mut slow_fired => break Some((close::POLICY, close::SLOW_CONSUMER_REASON)),
+            _ = &mut idle_deadline => break Some((close::IDLE, close::IDLE_REASON)),
+            _ = ping.tick() => match tokio::time::timeout(WRITE_STALL, socket.send(Message::Ping(Default::default()))).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => break None,
+                Err(_) => break Some((close::POLICY, close::SLOW_CONSUMER_REASON)),
+            },
             // The futures of writing and handling are boxed: they exist only while
             // busy, so an idle connection's task stays small.
             Some(first) = rx.recv() => {
                 let write = Box::pin(write_batch(&mut socket, first, &mut rx));
+                // No shutdown arm here: a batch taken from the queue is written
+                // (bounded by WRITE_STALL) rather than dropped half way.
                 tokio::select! {
                     biased;
-                    _ = &mut stopping => break Some((close::GOING_AWAY, "server shutting down")),
                     _ = &mut slow_fired => break Some((close::POLICY, close::SLOW_CONSUMER_REASON)),
                     written = write => match written {
                         Written::Done => {}
@@ -62,17 +83,31 @@ pub async fn run(state: AppState, app: Arc<App>, user: String, mut socket: WebSo
                     },
                 }
             }
-            incoming = socket.recv() => match incoming {
-                None | Some(Ok(Message::Close(_))) => break None,
-                Some(Ok(Message::Text(text))) => Box::pin(handler.on_text(text.as_str())).await,
-                Some(Ok(Message::Binary(_))) => handler.on_binary(),
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                Some(Err(e)) if is_too_big(&e) => break Some((close::TOO_BIG, "frame over 65536 bytes")),
-                Some(Err(_)) => break None,
-            },
+            incoming = socket.recv() => {
+                // Anything from the client, a pong included, proves it alive.
+                idle_deadline.as_mut().reset(tokio::time::Instant::now() + idle);
+                match incoming {
+                    None | Some(Ok(Message::Close(_))) => break None,
+                    Some(Ok(Message::Text(text))) => Box::pin(handler.on_text(text.as_str())).await,
+                    Some(Ok(Message::Binary(_))) => handler.on_binary(),
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                    Some(Err(e)) if is_too_big(&e) => break Some((close::TOO_BIG, "frame over 65536 bytes")),
+                    Some(Err(_)) => break None,
+                }
+            }
         }
     };
     handler.leave_all();
+    if let Some((close::GOING_AWAY, _)) = closing {
+        // Acks of frames already handled go out before the close (bounded).
+        let flush = async {
+            while let Ok(frame) = rx.try_recv() {
+                socket.feed(Message::Text(frame)).await?;
+            }
+            socket.flush().await
+        };
+        let _ = tokio::time::timeout(FLUSH_ON_SHUTDOWN, flush).await;
+    }
     if let Some((code, reason)) = closing {
         let frame = Message::Close(Some(CloseFrame { code, reason: reason.into() }));
         let _ = tokio::time::timeout(WRITE_STALL, socket.send(frame)).await;

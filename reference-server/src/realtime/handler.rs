@@ -13,7 +13,9 @@ use crate::membership::encode;
 use crate::messaging::{self, Draft, Via};
 use crate::state::{App, AppState};
 use crate::store;
+use crate::transport::Bucket;
 use crate::violation::Violation;
+use std::collections::HashMap;
 use std::sync::Arc;
 use supergroup_protocol::ErrorCode;
 use supergroup_protocol::frames::{ClientFrame, Role, ServerFrame, Ui};
@@ -33,13 +35,20 @@ pub struct Handler {
     state: AppState,
     app: Arc<App>,
     out: Outbox,
-    /// Conversations this connection opened, so it can leave them on the way out.
+    /// Conversations this connection opened, so it can leave them on the way out
+    /// (at most `--max-open-per-connection`).
     opened: Vec<RoomKey>,
+    /// `send` frames this connection may still make (`--send-rate`, `--send-burst`).
+    send_bucket: Bucket,
+    /// Typing fan-outs per open conversation (`--typing-rate`); an entry
+    /// leaves with its conversation, so this holds at most one per open one.
+    typing: HashMap<String, Bucket>,
 }
 
 impl Handler {
     pub fn new(state: AppState, app: Arc<App>, out: Outbox) -> Handler {
-        Handler { state, app, out, opened: Vec::new() }
+        let send_bucket = Bucket::full(state.config.transport.send_burst);
+        Handler { state, app, out, opened: Vec::new(), send_bucket, typing: HashMap::new() }
     }
 
     fn reply(&self, frame: &ServerFrame) {
@@ -130,6 +139,11 @@ impl Handler {
             }
         }
         let room = self.app.room(conv);
+        let max_open = self.state.config.transport.max_open_per_connection;
+        if self.opened.len() >= max_open && !self.opened.contains(&room) {
+            let why = format!("this connection already has {max_open} conversations open; close one first");
+            return Err(ApiError::new(ErrorCode::TooManyOpen, why));
+        }
         let limit = (!self.state.violates(Violation::GuestLimitOff)).then(|| self.app.config.guest_limit());
         let role = match self.state.hub.open(&room, &self.out, role, limit) {
             Opened::New(role) => {
@@ -159,6 +173,7 @@ impl Handler {
         let room = self.app.room(conv);
         self.state.hub.close(&room, self.out.id);
         self.opened.retain(|k| k != &room);
+        self.typing.remove(conv);
         self.reply(&ServerFrame::Closed { reference, conversation_id: conv.into() });
         Ok(())
     }
@@ -190,6 +205,11 @@ impl Handler {
         // SPEC.md's order: invalid_frame, invalid_id, conversation_not_found,
         // not_open, read_only, message_too_long, invalid_custom.
         draft.check_idempotency_key().map_err(|e| ApiError::new(ErrorCode::InvalidFrame, e.message))?;
+        let t = &self.state.config.transport;
+        if !self.send_bucket.take(t.send_rate, t.send_burst) {
+            let why = format!("more than {} send frames a second (burst {}); slow down", t.send_rate, t.send_burst);
+            return Err(ApiError::new(ErrorCode::RateLimited, why));
+        }
         let role = self.role_in(conv).await?;
         if role == Role::Participant && self.facts(conv).await?.read_only.iter().any(|u| **u == *self.out.user) {
             return Err(ApiError::new(ErrorCode::ReadOnly, "you have Read access to this conversation"));
@@ -201,9 +221,14 @@ impl Handler {
         Ok(())
     }
 
-    async fn typing(&self, conv: &str, is_typing: bool) -> Result<(), ApiError> {
+    async fn typing(&mut self, conv: &str, is_typing: bool) -> Result<(), ApiError> {
         let role = self.role_in(conv).await?;
         if role == Role::Guest && !self.state.violates(Violation::GuestTypingShown) {
+            return Ok(());
+        }
+        // Throttle: past the rate the frame is dropped silently (SPEC section 12).
+        let rate = self.state.config.transport.typing_rate;
+        if !self.typing.entry(conv.to_string()).or_insert_with(|| Bucket::full(rate)).take(rate, rate) {
             return Ok(());
         }
         let user = self.out.user.to_string();
@@ -225,5 +250,6 @@ impl Handler {
         for room in self.opened.drain(..) {
             self.state.hub.close(&room, self.out.id);
         }
+        self.typing.clear();
     }
 }
