@@ -151,6 +151,46 @@ pub fn over_time(title: &str, y_desc: &str, lines: &[Line<'_>], window: (f64, f6
     })
 }
 
+/// One step of a staged run, as charted.
+pub struct StepPoint {
+    pub offered_per_sec: f64,
+    pub delivered_per_sec: f64,
+    pub p50_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+}
+
+/// A staged run in two panels over the offered deliveries/s of each step:
+/// delivered deliveries/s (beside the offered line, which it follows while
+/// nothing is lost) and fan-out p50/p99.
+pub fn steps(title: &str, points: &[StepPoint]) -> String {
+    let x_max = points.iter().map(|p| p.offered_per_sec).fold(0.0, f64::max).max(1.0) * 1.05;
+    let y_rate = points.iter().map(|p| p.delivered_per_sec.max(p.offered_per_sec)).fold(0.0, f64::max).max(1.0) * 1.1;
+    let y_ms = points.iter().filter_map(|p| p.p99_ms).fold(0.0, f64::max).max(0.01) * 1.1;
+    render(|root| {
+        let root = root.titled(title, ("sans-serif", 20))?;
+        let panels = root.split_evenly((1, 2));
+        let mut rate = ChartBuilder::on(&panels[0])
+            .margin(15)
+            .x_label_area_size(45)
+            .y_label_area_size(70)
+            .build_cartesian_2d(0f64..x_max, 0f64..y_rate)?;
+        rate.configure_mesh().x_desc("offered deliveries/s").y_desc("deliveries/s").draw()?;
+        let offered: Vec<(f64, f64)> = points.iter().map(|p| (p.offered_per_sec, p.offered_per_sec)).collect();
+        let delivered: Vec<(f64, f64)> = points.iter().map(|p| (p.offered_per_sec, p.delivered_per_sec)).collect();
+        draw_lines(&mut rate, [("delivered", delivered), ("offered", offered)].into_iter(), true)?;
+        let mut latency = ChartBuilder::on(&panels[1])
+            .margin(15)
+            .x_label_area_size(45)
+            .y_label_area_size(70)
+            .build_cartesian_2d(0f64..x_max, 0f64..y_ms)?;
+        latency.configure_mesh().x_desc("offered deliveries/s").y_desc("fan-out latency (ms)").draw()?;
+        let at = |f: fn(&StepPoint) -> Option<f64>| -> Vec<(f64, f64)> {
+            points.iter().filter_map(|p| f(p).map(|v| (p.offered_per_sec, v))).collect()
+        };
+        draw_lines(&mut latency, [("p99", at(|p| p.p99_ms)), ("p50", at(|p| p.p50_ms))].into_iter(), true)
+    })
+}
+
 /// Points of one field of the time series, skipping seconds without a value.
 pub fn series_points(series: &[SecondSample], f: impl Fn(&SecondSample) -> Option<f64>) -> Vec<(f64, f64)> {
     series.iter().filter_map(|s| f(s).map(|v| (s.t, v))).collect()
@@ -188,5 +228,14 @@ mod tests {
         assert!(t.contains("seconds since start"));
         let empty = percentile_distribution("empty", &[("run", &crate::recorder::histogram())]);
         assert!(empty.starts_with("<svg"));
+        let p = |o: f64, d: f64, p99: f64| StepPoint {
+            offered_per_sec: o,
+            delivered_per_sec: d,
+            p50_ms: Some(p99 / 2.0),
+            p99_ms: Some(p99),
+        };
+        let st = steps("steps", &[p(100.0, 100.0, 5.0), p(200.0, 200.0, 8.0), p(400.0, 310.0, 900.0)]);
+        assert!(st.starts_with("<svg") && !st.contains("chart failed"), "{}", &st[..st.len().min(300)]);
+        assert!(st.contains("offered deliveries/s") && st.contains("p99"));
     }
 }

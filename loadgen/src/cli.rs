@@ -89,6 +89,19 @@ pub struct RunArgs {
     /// Time after the last message for deliveries in flight; what has not arrived then is lost.
     #[arg(long, value_parser = parse_secs, default_value = "3s")]
     pub drain: f64,
+    /// Stepped workload: the rate per talker of each step, e.g. 5,10,20,40 (msg/s per talker, like --rate).
+    #[arg(long, value_delimiter = ',', num_args = 1.., conflicts_with = "stages")]
+    pub step_rate: Vec<f64>,
+    /// How long each step of --step-rate lasts.
+    #[arg(long, value_parser = parse_secs, default_value = "20s")]
+    pub step: f64,
+    /// Stages of the rate per talker: DURATION:RATE holds, DURATION:FROM..TO ramps, e.g. '30s:1..20,60s:20,5s:100'.
+    #[arg(long)]
+    pub stages: Option<String>,
+    /// With stages: stop raising the rate once a step crosses this line, repeatable: 'p99>1s', 'loss>0'
+    /// (default: both). A step is judged --drain after it ends.
+    #[arg(long = "stop-when", value_name = "EXPR")]
+    pub stop_when: Vec<String>,
     /// Pass/fail rule, repeatable: 'fanout.p99<50ms', 'loss==0', 'errors==0', 'connect.p95<1s'.
     #[arg(long = "threshold", value_name = "EXPR")]
     pub thresholds: Vec<String>,

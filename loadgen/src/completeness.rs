@@ -101,6 +101,11 @@ impl DeliveryTracker {
         expected.into_iter().filter(|&(t, s)| !self.received(t, s)).count() as u64
     }
 
+    /// The highest sequence number received so far from each local talker.
+    pub fn highest(&self) -> Vec<Option<u64>> {
+        self.tracks.iter().map(|t| t.as_ref().and_then(|t| t.highest)).collect()
+    }
+
     /// Distinct messages received.
     pub fn unique(&self) -> u64 {
         self.delivered - self.duplicates

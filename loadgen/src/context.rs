@@ -16,6 +16,10 @@ pub struct RunContext {
     pub recorder: Recorder,
     /// Cancelled when the run is over: every socket task stops, whatever goose does.
     pub stop: CancellationToken,
+    /// Cancelled by the conductor when the drain is over, just before goose's killswitch: a
+    /// guest's `receive` transaction waits for it (or for its connection to close) instead of
+    /// waking every second.
+    pub drain_over: CancellationToken,
     /// The text of every message (`--message-bytes` long).
     pub text: Arc<str>,
     next_guest: AtomicUsize,
@@ -33,6 +37,7 @@ impl RunContext {
             rest,
             recorder,
             stop: CancellationToken::new(),
+            drain_over: CancellationToken::new(),
             text,
             next_guest: AtomicUsize::new(0),
             next_talker: AtomicUsize::new(0),

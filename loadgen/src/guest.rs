@@ -5,14 +5,15 @@
 //! transactions one after the other, so a read loop inside a transaction
 //! would leave the socket unread between transactions and stamp deliveries
 //! late by however long goose took in between. The task stamps
-//! `Instant::now()` the moment a frame comes off the socket, before parsing,
-//! records the delivery, and stops when the guest's stop token is cancelled
+//! `Instant::now()` the moment a frame comes off the socket, before parsing;
+//! it finds a delivery's three load fields by scanning the text (no JSON
+//! parse on the hot path; other frames get a typed, borrowing parse), records the delivery, and stops when the guest's stop token is cancelled
 //! (the guest's `on_stop` transaction, or the end of the run), closing the
 //! socket cleanly. Every wait here is bounded.
 
 use crate::completeness::{DeliveryTracker, Observation};
 use crate::context::Ctx;
-use crate::recorder::{GuestOutcome, SHARDS};
+use crate::recorder::{GuestOutcome, Interval, IntervalEnd, SHARDS};
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use std::borrow::Cow;
@@ -230,13 +231,35 @@ fn load_fields(m: &MessageField<'_>) -> Option<(usize, u64, u64)> {
     Some((c.talker.as_ref()?.parse().ok()?, c.seq.as_ref()?.parse().ok()?, c.intended.as_ref()?.parse().ok()?))
 }
 
+/// `(talker, seq, intended µs)` read straight from the text of a `message` frame
+/// of this run: the values of the keys `"lg.k"`, `"lg.seq"` and `"lg.t"` (each a
+/// string of digits). Only a talker of this run writes those keys, and the
+/// sequence `"lg.k":` cannot occur inside a JSON string (a quote in a string is
+/// escaped), so three hits are the message's own fields. `None` when any is
+/// missing or not digits: the caller then parses the frame properly.
+fn scan_load_fields(text: &str) -> Option<(usize, u64, u64)> {
+    Some((digits_after(text, "\"lg.k\"")?, digits_after(text, "\"lg.seq\"")?, digits_after(text, "\"lg.t\"")?))
+}
+
+/// The number in `KEY : "DIGITS"` (JSON whitespace allowed around the colon).
+fn digits_after<T: std::str::FromStr>(text: &str, key: &str) -> Option<T> {
+    let rest = text[text.find(key)? + key.len()..].trim_start_matches([' ', '\t', '\n', '\r']);
+    let rest = rest.strip_prefix(':')?.trim_start_matches([' ', '\t', '\n', '\r']).strip_prefix('"')?;
+    let end = rest.find('"')?;
+    let digits = &rest[..end];
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
 async fn receive(ctx: Ctx, session: Arc<GuestSession>, mut ws: Ws, opened_at: u64) {
     let plan = &ctx.plan;
     let rec = &ctx.recorder;
     let clock = rec.clock();
     let conversation = plan.guest_conversation(session.guest);
     let conversations = plan.workload.conversations;
-    let mut tracker = DeliveryTracker::new(plan.workload.talkers_in(conversation), plan.workload.messages_per_talker());
+    let mut tracker = DeliveryTracker::new(plan.workload.talkers_in(conversation), plan.messages_per_talker());
     let shard = session.guest % SHARDS;
     let mut closed_by_server_at = None;
     loop {
@@ -248,6 +271,16 @@ async fn receive(ctx: Ctx, session: Arc<GuestSession>, mut ws: Ws, opened_at: u6
         let arrival = Instant::now();
         match next {
             Some(Ok(Message::Text(t))) => {
+                // Fast path: a message of this run, found by its three load fields without
+                // parsing the frame; anything else goes through the typed parse below.
+                if let Some((k, seq, intended)) = scan_load_fields(t.as_str()) {
+                    if k % conversations != conversation {
+                        rec.error("guest: a message from another conversation");
+                    } else if tracker.observe(k / conversations, seq) != Observation::Unexpected {
+                        rec.delivery(shard, k, seq, intended, clock.micros_at(arrival));
+                    }
+                    continue;
+                }
                 let Ok(head) = serde_json::from_str::<FrameHead<'_>>(t.as_str()) else {
                     rec.error("guest: a frame that is not protocol");
                     continue;
@@ -292,7 +325,15 @@ async fn receive(ctx: Ctx, session: Arc<GuestSession>, mut ws: Ws, opened_at: u6
     let c = rec.counters();
     c.guests_connected.fetch_sub(1, Relaxed);
     c.guests_open.fetch_sub(1, Relaxed);
-    rec.guest_finished(GuestOutcome { conversation, opened_at, closed_by_server_at, tracker });
+    rec.guest_open_changed(conversation, false);
+    rec.guest_finished(GuestOutcome {
+        conversation,
+        opened_at,
+        intervals: vec![Interval { opened_at, end: IntervalEnd::Open }],
+        open_at_end: closed_by_server_at.is_none(),
+        closed_by_server_at,
+        tracker,
+    });
 }
 
 /// Records a close the guest did not ask for; returns when it happened (µs).
@@ -345,6 +386,20 @@ mod tests {
         assert_eq!(load_fields(foreign.message.as_ref().unwrap()), None);
         let err: FrameHead<'_> = serde_json::from_str(r#"{"type":"error","code":"not_open","message":"m"}"#).unwrap();
         assert_eq!(err.code.as_deref(), Some("not_open"));
+    }
+
+    #[test]
+    fn scans_load_fields_without_parsing_and_agrees_with_the_parser() {
+        let text = r#"{"type":"message","message":{"id":"msg_1","conversationId":"c","senderId":"t","type":"UserMessage",
+            "text":"say \"lg.k\":\"9\"","custom":{"lg.k":"3","lg.seq":"17","lg.t":"123456","other":"y"},"createdAt":1}}"#;
+        assert_eq!(scan_load_fields(text), Some((3, 17, 123456)));
+        let head: FrameHead<'_> = serde_json::from_str(text).unwrap();
+        assert_eq!(load_fields(head.message.as_ref().unwrap()), scan_load_fields(text));
+        let spaced = r#"{"type": "message", "message": {"custom": {"lg.k" : "1", "lg.seq": "2", "lg.t":"3"}}}"#;
+        assert_eq!(scan_load_fields(spaced), Some((1, 2, 3)));
+        assert_eq!(scan_load_fields(r#"{"type":"error","code":"not_open","message":"m"}"#), None);
+        assert_eq!(scan_load_fields(r#"{"custom":{"lg.k":"x","lg.seq":"2","lg.t":"3"}}"#), None);
+        assert_eq!(scan_load_fields(r#"{"custom":{"lg.k":"1","lg.t":"3"}}"#), None);
     }
 
     #[test]

@@ -13,8 +13,11 @@
 //! # Layout
 //! - [`cli`]: flags; `run` (default), `server`, `compare`.
 //! - [`plan`]: the workload (flags over profile), who joins which room, ids, the schedule.
+//! - [`stages`]: stages of the rate (`--step-rate`, `--stages`) and every message's intended time and stage.
+//! - [`steps`]: the line a stepped run stops at (`--stop-when`) and the per-step table (the limit found).
 //! - [`run`]: one run from start to report.
 //! - [`local_server`]: the reference server as a child process; [`procstat`] samples its CPU and RSS.
+//! - [`probe`]: the instrument's own lateness (a loopback socket read on the same runtime as the guests).
 //! - [`fdlimit`]: open-file limit check (one socket per guest on each side).
 //! - [`scenarios`]: goose scenarios (guests, talkers, REST readers) and their transactions.
 //! - [`guest`]: joining a conversation and a guest's receive task (stamps arrivals before parsing).
@@ -36,11 +39,14 @@ pub mod fdlimit;
 pub mod guest;
 pub mod local_server;
 pub mod plan;
+pub mod probe;
 pub mod procstat;
 pub mod progress;
 pub mod recorder;
 pub mod report;
 pub mod run;
 pub mod scenarios;
+pub mod stages;
+pub mod steps;
 pub mod talker;
 pub mod thresholds;

@@ -1,6 +1,7 @@
 //! `supergroup-load`: parses the command line and runs the subcommand; the
 //! exit code is 0 for a passing run, 1 when a threshold failed or `compare`
-//! found a regression, 2 when the run could not be done.
+//! found a regression, 2 when the run could not be done, 3 when a run without
+//! thresholds lost deliveries (its first line starts with `LOSSY`).
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -42,6 +43,9 @@ async fn run(args: supergroup_load::cli::RunArgs) -> ExitCode {
         Ok(outcome) => {
             let s = &outcome.summary;
             println!("{}", headline(s));
+            if let Some(steps) = &s.steps {
+                println!("{}", steps.verdict());
+            }
             if s.errors.guest_limit_reached {
                 println!("the server refused guests with guest_limit_reached: the run hit the guest limit");
             }
@@ -50,7 +54,13 @@ async fn run(args: supergroup_load::cli::RunArgs) -> ExitCode {
             }
             println!("report: {}", outcome.written.html.display());
             println!("        {}", outcome.written.summary.display());
-            if s.passed { ExitCode::SUCCESS } else { ExitCode::from(1) }
+            if !s.passed {
+                ExitCode::from(1)
+            } else if s.lossy_unjudged() {
+                ExitCode::from(3)
+            } else {
+                ExitCode::SUCCESS
+            }
         }
         Err(e) => {
             eprintln!("supergroup-load: {e:#}");

@@ -5,7 +5,9 @@
 //! and the schedule on the run clock: ramp, settle, send window, drain.
 
 use crate::cli::{Profile, RunArgs};
+use crate::stages::{self, Stage, Timeline};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use supergroup_protocol::limits::MAX_TEXT_CHARS;
 
 /// What the users do.
@@ -73,6 +75,20 @@ impl Workload {
             ramp: args.ramp.unwrap_or(base.ramp),
             duration: args.duration.unwrap_or(base.duration),
         }
+    }
+
+    /// Applies `--step-rate`/`--stages`: returns the stages (none for a constant
+    /// `--rate`) and sets `duration` to their total and `rate` to their highest.
+    pub fn apply_stages(&mut self, args: &RunArgs) -> anyhow::Result<Vec<Stage>> {
+        let stages = match (&args.stages, args.step_rate.is_empty()) {
+            (Some(spec), true) => stages::parse_stages(spec)?,
+            (None, false) => stages::steps(&args.step_rate, args.step)?,
+            (None, true) => return Ok(Vec::new()),
+            (Some(_), false) => anyhow::bail!("--stages and --step-rate are two ways to say the same thing: use one"),
+        };
+        self.duration = stages.iter().map(|s| s.duration).sum();
+        self.rate = stages.iter().map(|s| s.from.max(s.to)).fold(0.0, f64::max);
+        Ok(stages)
     }
 
     /// Refuses shapes that cannot be run or measured.
@@ -176,6 +192,14 @@ impl Schedule {
         Schedule { send_start, send_end: self.send_end + shift, drain_end: self.drain_end + shift, ..*self }
     }
 
+    /// The same schedule with sending stopped at `send_end` (a staged run that crossed its line).
+    pub fn stopped_at(&self, send_end: f64) -> Schedule {
+        if send_end >= self.send_end {
+            return *self;
+        }
+        Schedule { send_end, drain_end: self.drain_end - (self.send_end - send_end), ..*self }
+    }
+
     /// The latest the first message can be.
     pub fn latest_send_start(&self) -> f64 {
         self.send_start + JOIN_DEADLINE_SECS
@@ -186,12 +210,6 @@ impl Schedule {
     pub fn hold_secs(&self) -> u64 {
         (self.drain_end + JOIN_DEADLINE_SECS - self.ramp_end + 5.0).ceil().max(1.0) as u64
     }
-}
-
-/// The intended time, in µs, of message `seq` of a talker sending `rate` a
-/// second from `send_start_us`.
-pub fn intended_micros(send_start_us: u64, seq: u64, rate: f64) -> u64 {
-    send_start_us + (seq as f64 * 1e6 / rate) as u64
 }
 
 /// Everything a user needs to know about the run.
@@ -207,9 +225,48 @@ pub struct Plan {
     pub secret: String,
     /// The server's origin, e.g. `http://127.0.0.1:8080`.
     pub base_url: String,
+    /// The stages of a stepped or staged run (`--step-rate`, `--stages`); empty for a constant `--rate`.
+    #[serde(default)]
+    pub stages: Vec<Stage>,
+    /// Every message's intended time and stage (built by [`Plan::new`]; empty when read back from a summary).
+    #[serde(skip)]
+    pub timeline: Arc<Timeline>,
 }
 
 impl Plan {
+    /// A plan; its timeline is `stages`, or `--rate` for `--duration` when there are none.
+    pub fn new(
+        workload: Workload,
+        stages: Vec<Stage>,
+        schedule: Schedule,
+        run_id: String,
+        app_id: String,
+        secret: String,
+        base_url: String,
+    ) -> Plan {
+        let timeline = if stages.is_empty() {
+            Timeline::new(&[Stage { duration: workload.duration, from: workload.rate, to: workload.rate }])
+        } else {
+            Timeline::new(&stages)
+        };
+        Plan { workload, schedule, run_id, app_id, secret, base_url, stages, timeline: Arc::new(timeline) }
+    }
+
+    /// A run with stages (`--step-rate`, `--stages`): its report has a table per step.
+    pub fn staged(&self) -> bool {
+        !self.stages.is_empty()
+    }
+
+    /// Messages each talker sends.
+    pub fn messages_per_talker(&self) -> u64 {
+        self.timeline.messages()
+    }
+
+    /// The intended time, in µs on the run clock, of message `seq` of any talker.
+    pub fn intended_micros(&self, send_start_us: u64, seq: u64) -> u64 {
+        send_start_us.saturating_add(self.timeline.offset(seq))
+    }
+
     pub fn conversation_id(&self, c: usize) -> String {
         format!("{}-room-{c}", self.run_id)
     }
@@ -276,16 +333,18 @@ mod tests {
         assert_eq!(s.drain_end, 17.0);
         let late = s.with_send_start(6.5);
         assert_eq!((late.send_end, late.drain_end, late.ramp_end), (16.5, 19.5, 2.0));
-        assert_eq!(intended_micros(4_000_000, 5, 10.0), 4_500_000);
         assert_eq!(w.messages_per_talker(), 100);
-        let p = Plan {
-            workload: Workload { conversations: 2, talkers: 5, ..w },
-            schedule: s,
-            run_id: "r".into(),
-            app_id: "a".into(),
-            secret: "s".into(),
-            base_url: "http://x".into(),
-        };
+        let p = Plan::new(
+            Workload { conversations: 2, talkers: 5, ..w },
+            Vec::new(),
+            s,
+            "r".into(),
+            "a".into(),
+            "s".into(),
+            "http://x".into(),
+        );
+        assert_eq!(p.intended_micros(4_000_000, 5), 4_500_000);
+        assert_eq!(p.messages_per_talker(), 100);
         assert_eq!(p.talkers_of(1).collect::<Vec<_>>(), vec![1, 3]);
         assert_eq!(p.talker_local_index(3), 1);
         assert!(w.validate().is_ok());

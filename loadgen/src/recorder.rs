@@ -60,6 +60,9 @@ struct MessageSlot {
     last_arrival: AtomicU64,
     /// Deliveries to guests, duplicates included.
     deliveries: AtomicU64,
+    /// Guests of its conversation with it open when it was written: the deliveries a
+    /// stepped run waits for when it judges a step while the run goes on.
+    receivers: AtomicU64,
 }
 
 impl MessageSlot {
@@ -71,8 +74,43 @@ impl MessageSlot {
             refused: AtomicBool::new(false),
             last_arrival: AtomicU64::new(0),
             deliveries: AtomicU64::new(0),
+            receivers: AtomicU64::new(0),
         }
     }
+}
+
+/// One stage of a staged run, judged while the run goes on: its deliveries so
+/// far, plus every delivery still pending counted at the latency it has
+/// reached (a lower bound of what it will be).
+#[derive(Debug)]
+pub struct LiveStep {
+    pub histogram: Histogram<u64>,
+    /// Deliveries expected (guests open when each message was written) but not arrived yet.
+    pub pending: u64,
+    /// Deliveries expected so far.
+    pub expected: u64,
+}
+
+/// What one stage of a staged run did, exactly, at the end.
+#[derive(Debug, Clone)]
+pub struct StepCounts {
+    /// Deliveries of the messages intended in this stage.
+    pub histogram: Histogram<u64>,
+    /// Messages written (all talkers).
+    pub sent: u64,
+    pub expected: u64,
+    pub missing: u64,
+}
+
+/// Why and when a staged run stopped raising the rate.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Stopped {
+    /// The stage that crossed the line (0-based).
+    pub step: usize,
+    /// When sending stopped, seconds on the run clock.
+    pub at: f64,
+    /// The rules it crossed, with the values seen then.
+    pub reasons: Vec<String>,
 }
 
 /// One shard of the fan-out histograms.
@@ -82,6 +120,11 @@ struct Shard {
     total: Histogram<u64>,
     /// Deliveries since the last tick.
     second: Histogram<u64>,
+    /// Of a staged run: deliveries by the stage their message was intended in (empty otherwise).
+    steps: Vec<Histogram<u64>>,
+    /// Deliveries recorded here, duplicates included (summed by [`Recorder::delivered`]: a
+    /// counter per shard, under the lock already taken, instead of one atomic every guest hits).
+    delivered: u64,
 }
 
 /// Histograms of the operations that are not deliveries.
@@ -90,6 +133,9 @@ struct Ops {
     connect: Histogram<u64>,
     open: Histogram<u64>,
     ack: Histogram<u64>,
+    /// Connects and opens of guests rejoining (churn, reconnect storm).
+    reconnect: Histogram<u64>,
+    reopen: Histogram<u64>,
 }
 
 /// Live counters (read by the progress line and the time series).
@@ -109,23 +155,75 @@ pub struct Counters {
     /// Talkers that ever opened (the conductor waits for joined + failed = talkers).
     pub talkers_joined: AtomicU64,
     pub talkers_failed: AtomicU64,
+    /// Churn: guests that closed the conversation and their socket to rejoin.
+    pub leaves: AtomicU64,
+    /// Reconnect storm: guests that dropped their socket without a word to rejoin.
+    pub drops: AtomicU64,
+    /// Leaves and drops followed by a successful connect and `open`.
+    pub rejoined: AtomicU64,
+    /// `open` answered with an error on a rejoin (e.g. `guest_limit_reached`: a slot not released).
+    pub reopen_refused: AtomicU64,
+    /// Connects that failed or timed out on a rejoin.
+    pub reconnect_failed: AtomicU64,
+    /// Guests that gave up rejoining after every attempt.
+    pub rejoin_gave_up: AtomicU64,
     pub sent: AtomicU64,
     pub acked: AtomicU64,
     pub send_failed: AtomicU64,
-    /// Deliveries of this run's messages to guests, duplicates included.
-    pub delivered: AtomicU64,
     pub rest_requests: AtomicU64,
+}
+
+/// How a guest's time with the conversation open ended, which decides what it must have received.
+#[derive(Debug, Clone, PartialEq)]
+pub enum IntervalEnd {
+    /// Still open at the end of the run, or closed by the server (`closed_by_server_at`):
+    /// every message written after the open is expected.
+    Open,
+    /// The guest left (churn): it sent `close` at `at` µs and read until `closed`. Every
+    /// message acked before `at` was stored while it had the conversation open, so it
+    /// must have arrived before `closed` (SG-RT-23); a message acked later may or may not.
+    Left { at: u64 },
+    /// The guest dropped its socket without a word (reconnect storm). What was in flight is
+    /// lost with the connection, so only gaps count: a message is expected when a later
+    /// message of the same talker arrived in the interval (delivery order is commit
+    /// order, SG-RT-24). `highest` is the highest sequence number seen per local talker.
+    Dropped { highest: Vec<Option<u64>> },
+}
+
+/// One stretch of time a guest had its conversation open.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Interval {
+    /// When its `opened` arrived (µs).
+    pub opened_at: u64,
+    pub end: IntervalEnd,
 }
 
 /// What one guest did, handed over when it stops.
 #[derive(Debug, Clone)]
 pub struct GuestOutcome {
     pub conversation: usize,
-    /// When its `opened` arrived (µs).
+    /// When its first `opened` arrived (µs).
     pub opened_at: u64,
+    /// Its stretches with the conversation open, in order (one for a guest that never left).
+    pub intervals: Vec<Interval>,
     /// When the server closed it, if the server did (µs).
     pub closed_by_server_at: Option<u64>,
+    /// It had the conversation open when the run stopped it (it held a guest slot).
+    pub open_at_end: bool,
     pub tracker: DeliveryTracker,
+}
+
+impl Interval {
+    /// Whether message `seq` of local talker `local`, written at `sent` and acked at `acked`
+    /// µs (`u64::MAX` if never), had to arrive in this interval (see [`IntervalEnd`]).
+    pub fn expects(&self, local: usize, seq: u64, sent: u64, acked: u64) -> bool {
+        sent >= self.opened_at
+            && match &self.end {
+                IntervalEnd::Open => true,
+                IntervalEnd::Left { at } => acked < *at,
+                IntervalEnd::Dropped { highest } => highest.get(local).copied().flatten().is_some_and(|h| seq <= h),
+            }
+    }
 }
 
 /// One point of the time series.
@@ -153,6 +251,23 @@ pub struct SecondSample {
     /// Every process on the machine, % of one core: the rest is what other work took.
     #[serde(default)]
     pub machine_cpu_pct: Option<f64>,
+}
+
+/// Leaving and rejoining, counted over the run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ChurnCounts {
+    pub leaves: u64,
+    pub drops: u64,
+    pub rejoined: u64,
+    pub reopen_refused: u64,
+    pub reconnect_failed: u64,
+    pub rejoin_gave_up: u64,
+    /// Guests with the conversation open when the run ended: the guest slots this run held.
+    pub open_at_end: u64,
+    /// Guests that never left: how many, and their completeness.
+    pub stayed: u64,
+    pub stayed_expected: u64,
+    pub stayed_missing: u64,
 }
 
 /// Completeness over all guests.
@@ -186,6 +301,10 @@ pub struct Finished {
     pub connect: Histogram<u64>,
     pub open: Histogram<u64>,
     pub ack: Histogram<u64>,
+    pub reconnect: Histogram<u64>,
+    pub reopen: Histogram<u64>,
+    /// Churn and reconnect storm counts (all zero without them).
+    pub churn: ChurnCounts,
     pub completeness: Completeness,
     pub errors: BTreeMap<String, u64>,
     pub series: Vec<SecondSample>,
@@ -202,6 +321,12 @@ pub struct Finished {
     /// Guests whose `opened` arrived after the first message was due.
     pub guests_opened_late: u64,
     pub rest_requests: u64,
+    /// Of a staged run, one per stage (empty otherwise).
+    pub steps: Vec<StepCounts>,
+    /// Of a staged run that crossed its line.
+    pub stopped: Option<Stopped>,
+    /// When sending stopped early (µs), if it did.
+    pub send_stop: Option<u64>,
 }
 
 struct Inner {
@@ -209,6 +334,11 @@ struct Inner {
     plan: Plan,
     /// The first message's intended time (µs), or [`NEVER`] until the conductor sets it.
     send_start: AtomicU64,
+    /// No message intended at or after this (µs) is sent; [`NEVER`] unless a staged run crossed its line.
+    send_stop: AtomicU64,
+    stopped: Mutex<Option<Stopped>>,
+    /// Guests with the conversation open now, by conversation.
+    open_by_conversation: Vec<AtomicU64>,
     shards: Vec<Mutex<Shard>>,
     ops: Mutex<Ops>,
     /// `talkers × per_talker` slots, talker-major.
@@ -227,16 +357,34 @@ pub struct Recorder {
 
 impl Recorder {
     pub fn new(clock: Clock, plan: Plan) -> Recorder {
-        let n = plan.workload.talkers * plan.workload.messages_per_talker() as usize;
-        let shards =
-            (0..SHARDS).map(|_| Mutex::new(Shard { total: histogram(), second: coarse_histogram() })).collect();
+        let n = plan.workload.talkers * plan.messages_per_talker() as usize;
+        let steps = if plan.staged() { plan.timeline.stages().len() } else { 0 };
+        let shards = (0..SHARDS)
+            .map(|_| {
+                Mutex::new(Shard {
+                    total: histogram(),
+                    second: coarse_histogram(),
+                    steps: (0..steps).map(|_| histogram()).collect(),
+                    delivered: 0,
+                })
+            })
+            .collect();
         Recorder {
             inner: Arc::new(Inner {
+                send_stop: AtomicU64::new(NEVER),
+                stopped: Mutex::new(None),
+                open_by_conversation: (0..plan.workload.conversations).map(|_| AtomicU64::new(0)).collect(),
                 clock,
                 plan,
                 send_start: AtomicU64::new(NEVER),
                 shards,
-                ops: Mutex::new(Ops { connect: histogram(), open: histogram(), ack: histogram() }),
+                ops: Mutex::new(Ops {
+                    connect: histogram(),
+                    open: histogram(),
+                    ack: histogram(),
+                    reconnect: histogram(),
+                    reopen: histogram(),
+                }),
                 slots: (0..n).map(|_| MessageSlot::new()).collect(),
                 counters: Counters::default(),
                 errors: Mutex::new(BTreeMap::new()),
@@ -268,8 +416,60 @@ impl Recorder {
         Some(self.inner.send_start.load(Relaxed)).filter(|&v| v != NEVER)
     }
 
+    /// Stops sending: no message intended at or after `at_us` goes out. Only the first call counts.
+    pub fn stop_sending(&self, at_us: u64, stopped: Stopped) {
+        if self.inner.send_stop.compare_exchange(NEVER, at_us, Relaxed, Relaxed).is_ok() {
+            *lock(&self.inner.stopped) = Some(stopped);
+        }
+    }
+
+    /// Messages intended at or after this time (µs) are not sent, once a staged run crossed its line.
+    pub fn send_stop(&self) -> Option<u64> {
+        Some(self.inner.send_stop.load(Relaxed)).filter(|&v| v != NEVER)
+    }
+
+    /// A guest of conversation `c` opened (`true`) or stopped having it open (`false`).
+    pub fn guest_open_changed(&self, c: usize, open: bool) {
+        if let Some(n) = self.inner.open_by_conversation.get(c) {
+            if open {
+                n.fetch_add(1, Relaxed);
+            } else {
+                n.fetch_sub(1, Relaxed);
+            }
+        }
+    }
+
+    /// Stage `step` of a staged run as it stands at `now_us` (see [`LiveStep`]).
+    pub fn live_step(&self, step: usize, now_us: u64) -> LiveStep {
+        let mut histogram = histogram();
+        for shard in &self.inner.shards {
+            if let Some(h) = lock(shard).steps.get(step) {
+                let _ = histogram.add(h);
+            }
+        }
+        let (mut pending, mut expected) = (0, 0);
+        let plan = &self.inner.plan;
+        for k in 0..plan.workload.talkers {
+            for seq in plan.timeline.seqs(step) {
+                let Some(slot) = self.slot(k, seq) else { continue };
+                let intended = slot.intended.load(Relaxed);
+                if intended == NEVER || slot.refused.load(Relaxed) {
+                    continue;
+                }
+                let receivers = slot.receivers.load(Relaxed);
+                let waiting = receivers.saturating_sub(slot.deliveries.load(Relaxed));
+                expected += receivers;
+                pending += waiting;
+                if waiting > 0 {
+                    histogram.saturating_record_n(now_us.saturating_sub(intended).max(1), waiting);
+                }
+            }
+        }
+        LiveStep { histogram, pending, expected }
+    }
+
     fn slot(&self, talker: usize, seq: u64) -> Option<&MessageSlot> {
-        let per = self.inner.plan.workload.messages_per_talker();
+        let per = self.inner.plan.messages_per_talker();
         if seq >= per {
             return None;
         }
@@ -281,15 +481,19 @@ impl Recorder {
     pub fn delivery(&self, shard: usize, talker: usize, seq: u64, intended: u64, arrival: u64) {
         let latency = arrival.saturating_sub(intended).max(1);
         {
+            let step = if self.inner.plan.staged() { self.inner.plan.timeline.stage_of(seq) } else { usize::MAX };
             let mut s = lock(&self.inner.shards[shard % SHARDS]);
             s.total.saturating_record(latency);
             s.second.saturating_record(latency);
+            s.delivered += 1;
+            if let Some(h) = s.steps.get_mut(step) {
+                h.saturating_record(latency);
+            }
         }
         if let Some(slot) = self.slot(talker, seq) {
             slot.last_arrival.fetch_max(arrival, Relaxed);
             slot.deliveries.fetch_add(1, Relaxed);
         }
-        self.inner.counters.delivered.fetch_add(1, Relaxed);
     }
 
     pub fn connect_time(&self, d: Duration) {
@@ -300,9 +504,19 @@ impl Recorder {
         lock(&self.inner.ops).open.saturating_record(micros(d));
     }
 
+    /// A rejoining guest connected (`connect`) and opened (`open`).
+    pub fn rejoin_times(&self, connect: Duration, open: Duration) {
+        let mut ops = lock(&self.inner.ops);
+        ops.reconnect.saturating_record(micros(connect));
+        ops.reopen.saturating_record(micros(open));
+    }
+
     /// Talker `talker` wrote message `seq` (intended at `intended` µs) at `sent` µs.
     pub fn message_sent(&self, talker: usize, seq: u64, intended: u64, sent: u64) {
         if let Some(slot) = self.slot(talker, seq) {
+            let c = self.inner.plan.talker_conversation(talker);
+            let open = self.inner.open_by_conversation.get(c).map(|n| n.load(Relaxed)).unwrap_or(0);
+            slot.receivers.store(open, Relaxed);
             slot.intended.store(intended, Relaxed);
             slot.sent.store(sent, Relaxed);
         }
@@ -361,7 +575,7 @@ impl Recorder {
             guests_connected: c.guests_connected.load(Relaxed),
             guests_open: c.guests_open.load(Relaxed),
             sent: c.sent.load(Relaxed),
-            delivered: c.delivered.load(Relaxed),
+            delivered: self.delivered(),
             deliveries: second.len(),
             p50_ms: q(&second, 0.5),
             p99_ms: q(&second, 0.99),
@@ -376,6 +590,11 @@ impl Recorder {
         sample
     }
 
+    /// Deliveries of this run's messages to guests so far, duplicates included.
+    pub fn delivered(&self) -> u64 {
+        self.inner.shards.iter().map(|s| lock(s).delivered).sum()
+    }
+
     /// The fan-out p99 of the whole run so far, ms.
     pub fn fanout_p99_ms(&self) -> Option<f64> {
         let mut all = histogram();
@@ -388,7 +607,7 @@ impl Recorder {
     /// Takes everything recorded and judges completeness.
     pub fn finish(&self) -> Finished {
         let plan = &self.inner.plan;
-        let per = plan.workload.messages_per_talker();
+        let per = plan.messages_per_talker();
         let mut fanout = histogram();
         for shard in &self.inner.shards {
             let _ = fanout.add(&lock(shard).total);
@@ -403,7 +622,7 @@ impl Recorder {
         // Per conversation: (local talker, seq, sent µs) of every message written and not
         // refused. A message still unanswered at the end (no ack, no error) is expected too:
         // a server that drops a message without a word must not escape the loss count.
-        let acked: Vec<Vec<(usize, u64, u64)>> = (0..plan.workload.conversations)
+        let acked: Vec<Vec<(usize, u64, u64, u64)>> = (0..plan.workload.conversations)
             .map(|c| {
                 plan.talkers_of(c)
                     .enumerate()
@@ -411,21 +630,43 @@ impl Recorder {
                         (0..per).filter_map(move |seq| {
                             let slot = self.slot(k, seq)?;
                             let sent = slot.sent.load(Relaxed);
-                            (sent != NEVER && !slot.refused.load(Relaxed)).then_some((local, seq, sent))
+                            (sent != NEVER && !slot.refused.load(Relaxed))
+                                .then(|| (local, seq, sent, slot.acked.load(Relaxed)))
                         })
                     })
                     .collect()
             })
             .collect();
+        let mut churn = ChurnCounts::default();
         let mut comp = Completeness::default();
         let send_start = self.send_start().unwrap_or(u64::MAX);
         let mut guests_opened_late = 0;
+        let mut steps: Vec<StepCounts> = (0..if plan.staged() { plan.timeline.stages().len() } else { 0 })
+            .map(|_| StepCounts { histogram: histogram(), sent: 0, expected: 0, missing: 0 })
+            .collect();
         for g in lock(&self.inner.guests).iter() {
             guests_opened_late += u64::from(g.opened_at > send_start);
-            let expected: Vec<(usize, u64, u64)> =
-                acked[g.conversation].iter().copied().filter(|&(_, _, sent)| sent >= g.opened_at).collect();
+            let expected: Vec<(usize, u64, u64)> = acked[g.conversation]
+                .iter()
+                .copied()
+                .filter(|&(local, seq, sent, acked)| g.intervals.iter().any(|iv| iv.expects(local, seq, sent, acked)))
+                .map(|(local, seq, sent, _)| (local, seq, sent))
+                .collect();
             let missing: Vec<(usize, u64, u64)> =
                 expected.iter().copied().filter(|&(t, s, _)| !g.tracker.received(t, s)).collect();
+            if g.intervals.len() <= 1 {
+                churn.stayed += 1;
+                churn.stayed_expected += expected.len() as u64;
+                churn.stayed_missing += missing.len() as u64;
+            }
+            if !steps.is_empty() {
+                for &(_, seq, _) in &expected {
+                    steps[plan.timeline.stage_of(seq)].expected += 1;
+                }
+                for &(_, seq, _) in &missing {
+                    steps[plan.timeline.stage_of(seq)].missing += 1;
+                }
+            }
             comp.guests += 1;
             comp.expected += expected.len() as u64;
             comp.missing += missing.len() as u64;
@@ -448,9 +689,31 @@ impl Recorder {
             .iter()
             .filter(|s| s.sent.load(Relaxed) != NEVER && s.acked.load(Relaxed) == NEVER && !s.refused.load(Relaxed))
             .count() as u64;
+        for (i, step) in steps.iter_mut().enumerate() {
+            for shard in &self.inner.shards {
+                let _ = step.histogram.add(&lock(shard).steps[i]);
+            }
+            step.sent = (0..plan.workload.talkers)
+                .flat_map(|k| plan.timeline.seqs(i).filter_map(move |seq| self.slot(k, seq)))
+                .filter(|s| s.sent.load(Relaxed) != NEVER)
+                .count() as u64;
+        }
         let ops = lock(&self.inner.ops);
         let c = &self.inner.counters;
+        churn.leaves = c.leaves.load(Relaxed);
+        churn.drops = c.drops.load(Relaxed);
+        churn.rejoined = c.rejoined.load(Relaxed);
+        churn.reopen_refused = c.reopen_refused.load(Relaxed);
+        churn.reconnect_failed = c.reconnect_failed.load(Relaxed);
+        churn.rejoin_gave_up = c.rejoin_gave_up.load(Relaxed);
+        churn.open_at_end = lock(&self.inner.guests).iter().filter(|g| g.open_at_end).count() as u64;
         Finished {
+            reconnect: ops.reconnect.clone(),
+            reopen: ops.reopen.clone(),
+            churn,
+            steps,
+            stopped: lock(&self.inner.stopped).clone(),
+            send_stop: self.send_stop(),
             unanswered,
             fanout,
             time_to_last,
@@ -486,14 +749,15 @@ mod tests {
     fn plan(guests: usize, talkers: usize, conversations: usize) -> Plan {
         let workload =
             Workload { guests, talkers, conversations, readers: 0, rate: 10.0, duration: 0.5, ..Workload::DEFAULT };
-        Plan {
-            schedule: Schedule::new(&workload, 0.0, 0.0),
+        Plan::new(
             workload,
-            run_id: "t".into(),
-            app_id: "a".into(),
-            secret: "s".into(),
-            base_url: "http://127.0.0.1:1".into(),
-        }
+            Vec::new(),
+            Schedule::new(&workload, 0.0, 0.0),
+            "t".into(),
+            "a".into(),
+            "s".into(),
+            "http://127.0.0.1:1".into(),
+        )
     }
 
     #[test]
@@ -514,7 +778,14 @@ mod tests {
             a.observe(0, s);
             rec.delivery(0, 0, s, s * 100, s * 100 + 500);
         }
-        rec.guest_finished(GuestOutcome { conversation: 0, opened_at: 0, closed_by_server_at: None, tracker: a });
+        rec.guest_finished(GuestOutcome {
+            conversation: 0,
+            opened_at: 0,
+            intervals: vec![Interval { opened_at: 0, end: IntervalEnd::Open }],
+            closed_by_server_at: None,
+            open_at_end: true,
+            tracker: a,
+        });
         // Guest B opened at 250 µs: only 2, 3 and 4 (sent at 300, 400, 500) are expected; it got 3 and 0.
         let mut b = DeliveryTracker::new(1, 5);
         b.observe(0, 3);
@@ -522,7 +793,9 @@ mod tests {
         rec.guest_finished(GuestOutcome {
             conversation: 0,
             opened_at: 250,
+            intervals: vec![Interval { opened_at: 250, end: IntervalEnd::Open }],
             closed_by_server_at: Some(350),
+            open_at_end: false,
             tracker: b,
         });
         let f = rec.finish();
@@ -539,6 +812,37 @@ mod tests {
         assert_eq!(f.ack.len(), 4);
         assert_eq!(f.time_to_last.len(), 3, "messages 0, 1 and 3 reached someone");
         assert_eq!(f.time_to_last.max(), 500);
+    }
+
+    #[test]
+    fn churned_guests_expect_only_what_was_stored_while_they_had_it_open() {
+        let rec = Recorder::new(Clock::start_now(), plan(1, 1, 1));
+        // 5 messages written at 100, 200, ... µs, each acked 50 µs later.
+        for seq in 0..5 {
+            rec.message_sent(0, seq, seq * 100 + 100, seq * 100 + 100);
+            rec.message_acked(0, seq, seq * 100 + 150).unwrap();
+        }
+        // Open at 0, left at 260: #0 and #1 (acked at 150, 250) expected, #2 (acked at 350) not.
+        // Open again at 330, dropped after #4 arrived: the gap #3 and #4 expected. It got #0 and #4.
+        let mut t = DeliveryTracker::new(1, 5);
+        t.observe(0, 0);
+        t.observe(0, 4);
+        let intervals = vec![
+            Interval { opened_at: 0, end: IntervalEnd::Left { at: 260 } },
+            Interval { opened_at: 330, end: IntervalEnd::Dropped { highest: t.highest() } },
+        ];
+        rec.guest_finished(GuestOutcome {
+            conversation: 0,
+            opened_at: 0,
+            intervals,
+            closed_by_server_at: None,
+            open_at_end: false,
+            tracker: t,
+        });
+        let f = rec.finish();
+        assert_eq!(f.completeness.expected, 4, "#0, #1, #3, #4");
+        assert_eq!(f.completeness.missing, 2, "#1 and #3");
+        assert_eq!((f.churn.stayed, f.churn.open_at_end), (0, 0));
     }
 
     #[test]

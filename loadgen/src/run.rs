@@ -24,11 +24,15 @@ use crate::context::{Ctx, RunContext};
 use crate::fdlimit::{self, FileLimits};
 use crate::local_server::{LocalServer, LocalServerConfig};
 use crate::plan::{Plan, Schedule, Workload};
+use crate::probe::Probe;
 use crate::procstat::{MachineSampler, ProcSampler};
 use crate::progress::Progress;
 use crate::recorder::Recorder;
-use crate::report::summary::{self, Environment, GooseFigures, GooseRequestRow, Summary, Target};
+use crate::recorder::Stopped;
+use crate::report::summary::{self, Environment, GooseFigures, GooseRequestRow, Stats, Summary, Target};
 use crate::report::{self, Written};
+use crate::stages::Stage;
+use crate::steps::{self, StopRule};
 use crate::{scenarios, thresholds};
 use goose::client::GooseClientBuilder;
 use goose::config::GooseConfiguration;
@@ -53,9 +57,15 @@ pub struct Outcome {
 
 /// Runs one load test and writes its report.
 pub async fn run(args: &RunArgs) -> anyhow::Result<Outcome> {
-    let workload = Workload::resolve(args);
+    let mut workload = Workload::resolve(args);
+    let stages = workload.apply_stages(args)?;
     workload.validate()?;
     let rules = thresholds::parse_all(&args.thresholds)?;
+    anyhow::ensure!(
+        args.stop_when.is_empty() || !stages.is_empty(),
+        "--stop-when needs a stepped or staged run (--step-rate or --stages)"
+    );
+    let stop_rules = steps::parse_rules(&args.stop_when)?;
     let (started_at, stamp) = utc_now();
     let dir = args.out.clone().unwrap_or_else(|| default_reports_root().join(&stamp));
     std::fs::create_dir_all(&dir)?;
@@ -85,8 +95,20 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Outcome> {
         (None, None) => unreachable!("a local server is started when there is no target"),
     };
     let server_pid = local.as_ref().map(|l| l.pid).or(args.server_pid);
-    let run =
-        Run { args, workload, rules, dir, started_at, stamp, limits, base_url, server_pid, local: local.is_some() };
+    let run = Run {
+        args,
+        workload,
+        stages,
+        rules,
+        stop_rules,
+        dir,
+        started_at,
+        stamp,
+        limits,
+        base_url,
+        server_pid,
+        local: local.is_some(),
+    };
     let result = run.execute().await;
     if let Some(l) = local {
         let ended = l.stop().await;
@@ -101,7 +123,10 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Outcome> {
 struct Run<'a> {
     args: &'a RunArgs,
     workload: Workload,
+    /// `--step-rate`/`--stages`; empty for a constant rate.
+    stages: Vec<Stage>,
     rules: Vec<thresholds::Threshold>,
+    stop_rules: Vec<StopRule>,
     dir: PathBuf,
     started_at: String,
     stamp: String,
@@ -125,14 +150,20 @@ impl Run<'_> {
             }
             eprintln!("supergroup-load: going on anyway (--allow-over-limit): {e}");
         }
-        let plan = Plan {
-            workload: w,
-            schedule: Schedule::new(&w, self.args.settle, self.args.drain),
-            run_id: format!("lg-{}-{}", self.stamp.replace(['-', ':'], ""), std::process::id()),
-            app_id: self.args.app_id.clone(),
-            secret: self.args.secret.clone(),
-            base_url: self.base_url.clone(),
-        };
+        let plan = Plan::new(
+            w,
+            self.stages.clone(),
+            Schedule::new(&w, self.args.settle, self.args.drain),
+            format!("lg-{}-{}", self.stamp.replace(['-', ':'], ""), std::process::id()),
+            self.args.app_id.clone(),
+            self.args.secret.clone(),
+            self.base_url.clone(),
+        );
+        anyhow::ensure!(
+            plan.messages_per_talker() <= 10_000_000,
+            "the stages ask for {} messages per talker, over 10 million",
+            plan.messages_per_talker()
+        );
         create_conversations(&rest, &plan).await?;
 
         let mut sampler = self.server_pid.map(ProcSampler::new);
@@ -140,6 +171,7 @@ impl Run<'_> {
         let clock = Clock::start_now();
         let recorder = Recorder::new(clock, plan.clone());
         let ctx = RunContext::new(plan.clone(), rest, recorder.clone());
+        let probe = Probe::start(&recorder).await.map_err(|e| anyhow::anyhow!("instrument probe: {e}"))?;
         let ticker_stop = CancellationToken::new();
         let ticker = tokio::spawn(tick(
             recorder.clone(),
@@ -149,13 +181,20 @@ impl Run<'_> {
             w.guests,
             ticker_stop.clone(),
         ));
-        let conductor = tokio::spawn(conduct(recorder.clone(), plan.schedule, ctx.stop.clone()));
+        let conductor = tokio::spawn(conduct(
+            recorder.clone(),
+            plan.schedule,
+            ctx.stop.clone(),
+            ctx.drain_over.clone(),
+            self.stop_rules.clone(),
+        ));
 
         let goose_report = self.dir.join("goose-report.html");
         let goose = run_goose(&ctx, &goose_report, &self.dir).await;
         ctx.stop.cancel();
         let _ = conductor.await;
         collect_guests(&recorder).await;
+        let instrument = probe.stop().await;
         ticker_stop.cancel();
         if let Ok(progress) = ticker.await {
             progress.finish();
@@ -166,6 +205,9 @@ impl Run<'_> {
         let mut plan = plan;
         if let Some(start) = recorder.send_start() {
             plan.schedule = plan.schedule.with_send_start(start as f64 / 1e6);
+        }
+        if let Some(stop) = finished.send_stop {
+            plan.schedule = plan.schedule.stopped_at(stop as f64 / 1e6);
         }
         let target = Target {
             base_url: self.base_url.clone(),
@@ -185,6 +227,8 @@ impl Run<'_> {
             rss_baseline_kib,
             opened_late: finished.guests_opened_late,
             goose: Some(goose_figures(&metrics, &goose_report)),
+            stop_rules: self.stop_rules.clone(),
+            instrument: Some(instrument),
         };
         let mut summary = Summary::build(context, &finished);
         summary.thresholds = thresholds::evaluate(&self.rules, |m| summary.metric(m));
@@ -239,9 +283,17 @@ async fn create_conversations(rest: &Rest, plan: &Plan) -> anyhow::Result<()> {
 }
 
 /// Fixes the first message's time once every user has joined or failed
-/// (polling every 20 ms, at most until [`Schedule::latest_send_start`]), then
-/// ends the goose run when the drain is over.
-async fn conduct(recorder: Recorder, planned: Schedule, stop: CancellationToken) {
+/// (polling every 20 ms, at most until [`Schedule::latest_send_start`]); in a
+/// staged run, judges each step `--drain` after it ends and stops sending
+/// when one crosses the `--stop-when` line; then ends the goose run when the
+/// drain is over.
+async fn conduct(
+    recorder: Recorder,
+    planned: Schedule,
+    stop: CancellationToken,
+    drain_over: CancellationToken,
+    rules: Vec<StopRule>,
+) {
     let clock = recorder.clock();
     let w = recorder.plan().workload;
     let c = recorder.counters();
@@ -265,11 +317,33 @@ async fn conduct(recorder: Recorder, planned: Schedule, stop: CancellationToken)
     }
     let start = (clock.now_secs() + planned.settle).max(planned.send_start);
     recorder.set_send_start((start * 1e6) as u64);
-    let end = planned.with_send_start(start).drain_end;
+    let mut end = planned.with_send_start(start).drain_end;
+    let drain = planned.drain_end - planned.send_end;
+    let timeline = recorder.plan().timeline.clone();
+    let stages = if recorder.plan().staged() { timeline.stages().len() } else { 0 };
+    // The last step needs no live judgement: the run ends after it anyway.
+    for i in 0..stages.saturating_sub(1) {
+        let grace = drain.min(timeline.stages()[i + 1].duration);
+        let judge_at = start + timeline.window(i).1 + grace;
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep_until(clock.instant_at((judge_at * 1e6) as u64).into()) => {}
+        }
+        let now = clock.now_micros();
+        let live = recorder.live_step(i, now);
+        let reasons = steps::crossed(&rules, &Stats::of(&live.histogram), live.pending, live.expected);
+        if !reasons.is_empty() {
+            recorder.stop_sending(now, Stopped { step: i, at: now as f64 / 1e6, reasons });
+            end = now as f64 / 1e6 + drain;
+            break;
+        }
+    }
     tokio::select! {
         _ = stop.cancelled() => {}
         _ = tokio::time::sleep_until(clock.instant_at((end * 1e6) as u64).into()) => {
-            // goose stops every user (between transactions) and writes its report.
+            // Guests' `receive` transactions end now, so goose can stop every user
+            // (between transactions) and write its report.
+            drain_over.cancel();
             goose::trigger_killswitch("supergroup-load: the drain is over");
         }
     }

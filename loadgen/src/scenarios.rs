@@ -1,8 +1,8 @@
 //! The goose side of a run: three scenarios whose users goose starts at the
 //! `--ramp` rate and stops at the end.
 //!
-//! - `guests`: `join` (on start: connect, `open` as guest) / `receive` (repeated,
-//!   at most one second each: waits for the read task to report a close) /
+//! - `guests`: `join` (on start: connect, `open` as guest) / `receive` (waits for
+//!   the read task to report a close, or for the end of the drain) /
 //!   `leave` (on stop: close cleanly).
 //! - `talkers`: `join` (open as participant) / `send` (repeated, at most one
 //!   second each: sends what the schedule says is due) / `leave`.
@@ -46,7 +46,8 @@ pub fn all(ctx: &Ctx) -> Result<Vec<Scenario>, GooseError> {
 fn guests(ctx: &Ctx, weight: usize) -> Result<Scenario, GooseError> {
     let c = ctx.clone();
     let join: TransactionFunction = Arc::new(move |user| Box::pin(guest_join(c.clone(), user)));
-    let receive: TransactionFunction = Arc::new(move |user| Box::pin(guest_receive(user)));
+    let c = ctx.clone();
+    let receive: TransactionFunction = Arc::new(move |user| Box::pin(guest_receive(c.clone(), user)));
     let leave: TransactionFunction = Arc::new(move |user| Box::pin(guest_leave(user)));
     Ok(Scenario::new("guests")
         .set_weight(weight)?
@@ -113,6 +114,7 @@ async fn guest_join(ctx: Ctx, user: &mut GooseUser) -> TransactionResult {
             let c = rec.counters();
             c.guests_connected.fetch_add(1, Relaxed);
             c.guests_open.fetch_add(1, Relaxed);
+            rec.guest_open_changed(plan.guest_conversation(g), true);
             c.guests_opened.fetch_add(1, Relaxed);
             let (connect, open) = (joined.connect, joined.open);
             user.set_session_data(guest::start_receiving(&ctx, g, joined));
@@ -130,13 +132,29 @@ async fn guest_join(ctx: Ctx, user: &mut GooseUser) -> TransactionResult {
     }
 }
 
-async fn guest_receive(user: &mut GooseUser) -> TransactionResult {
-    let Some(session) = user.get_session_data::<Arc<GuestSession>>().cloned() else {
-        // This guest never joined: nothing to receive, nothing to retry.
+/// Waits until the server closes the guest's connection or the drain is over (the
+/// conductor cancels `drain_over` just before goose's killswitch), bounded by the run's
+/// length: one wake-up per guest per run instead of one a second.
+async fn guest_receive(ctx: Ctx, user: &mut GooseUser) -> TransactionResult {
+    let bound = Duration::from_secs(ctx.plan.schedule.hold_secs());
+    if ctx.drain_over.is_cancelled() {
+        // goose calls `receive` again at once: a transaction that never waits would hog a
+        // runtime thread and keep goose from seeing its killswitch.
         tokio::time::sleep(TRANSACTION_BOUND).await;
         return Ok(());
+    }
+    let Some(session) = user.get_session_data::<Arc<GuestSession>>().cloned() else {
+        // This guest never joined: nothing to receive, nothing to retry.
+        let _ = tokio::time::timeout(bound, ctx.drain_over.cancelled()).await;
+        return Ok(());
     };
-    let _ = tokio::time::timeout(TRANSACTION_BOUND, session.closed.notified()).await;
+    let _ = tokio::time::timeout(bound, async {
+        tokio::select! {
+            _ = session.closed.notified() => {}
+            _ = ctx.drain_over.cancelled() => {}
+        }
+    })
+    .await;
     if let Some((code, reason, lifetime)) = session.take_close() {
         user.record_custom_request_duration(WS, "guest_connection", lifetime, false, code, Some(&reason)).await?;
     }

@@ -16,7 +16,6 @@
 
 use crate::context::Ctx;
 use crate::guest::{CLOSE_TIMEOUT, Joined, close_cleanly};
-use crate::plan::intended_micros;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
@@ -83,8 +82,7 @@ impl TalkerSession {
     pub async fn send_due(&self, ctx: &Ctx) -> Result<u64, String> {
         let plan = &ctx.plan;
         let clock = ctx.recorder.clock();
-        let rate = plan.workload.rate;
-        let per = plan.workload.messages_per_talker();
+        let per = plan.messages_per_talker();
         let deadline = Instant::now() + TRANSACTION_BOUND;
         let mut sent = 0;
         let Some(send_start) = ctx.recorder.send_start() else {
@@ -94,15 +92,15 @@ impl TalkerSession {
         };
         loop {
             let seq = *self.next_seq.lock().unwrap_or_else(|e| e.into_inner());
-            if seq >= per || self.stop.is_cancelled() {
-                // Done (or stopping): idle out the transaction's time so goose does not spin.
-                tokio::select! {
-                    _ = tokio::time::sleep_until(deadline.into()) => {},
-                    _ = self.stop.cancelled() => {},
-                }
+            let intended = plan.intended_micros(send_start, seq);
+            // Done, stopping (the connection ended: the read task cancelled `stop`), or a staged
+            // run crossed its line: idle out the transaction's time. Not a moment less: goose
+            // calls `send` again at once, and a transaction that never waits would hog a runtime
+            // thread (this is what kept a run from ending when its server died).
+            if seq >= per || self.stop.is_cancelled() || ctx.recorder.send_stop().is_some_and(|stop| intended >= stop) {
+                tokio::time::sleep_until(deadline.into()).await;
                 return Ok(sent);
             }
-            let intended = intended_micros(send_start, seq, rate);
             let due = clock.instant_at(intended);
             if due > deadline {
                 tokio::time::sleep_until(deadline.into()).await;
@@ -122,7 +120,11 @@ impl TalkerSession {
             };
             let text = serde_json::to_string(&frame).expect("frames always serialize");
             let mut guard = self.sink.lock().await;
-            let Some(sink) = guard.as_mut() else { return Ok(sent) };
+            let Some(sink) = guard.as_mut() else {
+                drop(guard);
+                tokio::time::sleep_until(deadline.into()).await;
+                return Ok(sent);
+            };
             // Recorded before the write, so an ack can never arrive before its send is known.
             ctx.recorder.message_sent(self.talker, seq, intended, clock.now_micros());
             *self.next_seq.lock().unwrap_or_else(|e| e.into_inner()) = seq + 1;

@@ -3,7 +3,7 @@
 //! `METRIC OP VALUE` with `OP` one of `<`, `<=`, `>`, `>=`, `==`, `!=`.
 //!
 //! Metrics (see [`METRICS`]): latency statistics are
-//! `{fanout,time_to_last,connect,open,ack}.{min,mean,p50,p90,p95,p99,p999,max}`,
+//! `{fanout,time_to_last,connect,open,ack,instrument}.{min,mean,p50,p90,p95,p99,p999,max}`,
 //! compared in milliseconds (a bare number is ms; `us`, `ms`, `s`, `m` are
 //! accepted); counts (`loss`, `errors`, `delivered`, ...) are plain numbers
 //! (`1e6`, `1_000` accepted); `loss_ratio` is a fraction (`0.1%` accepted);
@@ -28,7 +28,7 @@ pub enum Kind {
 }
 
 const STATS: [&str; 8] = ["min", "mean", "p50", "p90", "p95", "p99", "p999", "max"];
-const LATENCIES: [&str; 5] = ["fanout", "time_to_last", "connect", "open", "ack"];
+const LATENCIES: [&str; 6] = ["fanout", "time_to_last", "connect", "open", "ack", "instrument"];
 
 /// Every metric that is not a latency statistic, with its kind and meaning.
 pub const METRICS: &[(&str, Kind, &str)] = &[
@@ -104,7 +104,7 @@ pub enum ThresholdError {
     #[error("threshold `{0}`: expected METRIC OP VALUE with OP one of < <= > >= == != (e.g. fanout.p99<50ms)")]
     Syntax(String),
     #[error(
-        "threshold `{expr}`: unknown metric `{metric}` (latencies: {{fanout,time_to_last,connect,open,ack}}.{{min,mean,p50,p90,p95,p99,p999,max}}; others: {others})"
+        "threshold `{expr}`: unknown metric `{metric}` (latencies: {{fanout,time_to_last,connect,open,ack,instrument}}.{{min,mean,p50,p90,p95,p99,p999,max}}; others: {others})"
     )]
     UnknownMetric { expr: String, metric: String, others: String },
     #[error("threshold `{expr}`: `{value}` is not a value for {metric} ({hint})")]

@@ -9,6 +9,7 @@ use std::process::Command;
 use supergroup_load::cli::{CompareArgs, RunArgs};
 use supergroup_load::compare;
 use supergroup_load::report::summary::decode_histogram;
+use supergroup_load::steps::StepStatus;
 use supergroup_server::{Config, spawn};
 use tokio::sync::Mutex;
 
@@ -40,6 +41,10 @@ fn small_run(target: Option<String>, out: PathBuf) -> RunArgs {
         duration: Some(1.0),
         settle: 0.5,
         drain: 1.5,
+        step_rate: vec![],
+        step: 20.0,
+        stages: None,
+        stop_when: vec![],
         thresholds: vec![],
         out: Some(out),
         server_pid: None,
@@ -206,5 +211,138 @@ async fn guests_over_the_limit_are_counted_by_code() {
     assert_eq!(s.completeness.missing, 0);
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(md.contains("hit the guest limit"), "the report says so plainly");
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+/// A stepped workload inside its line runs every step, and the step table
+/// counts exactly: each step's offered deliveries are its messages times the
+/// guests, every one delivered, each step's histogram holding its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stepped_workload_inside_its_line_runs_every_step_and_counts_each_exactly() {
+    let _turn = RUN_LOCK.lock().await;
+    let server = spawn(Config::for_tests()).await.unwrap();
+    let out = scratch("steps-inside");
+    let mut args = small_run(Some(server.base_url()), out.clone());
+    args.guests = Some(20);
+    args.readers = Some(0);
+    args.step_rate = vec![5.0, 10.0];
+    args.step = 1.0;
+    args.drain = 1.0;
+    args.stop_when = vec!["p99>60s".into(), "loss>0".into()];
+    let s = supergroup_load::run::run(&args).await.unwrap().summary;
+    server.stop().await.unwrap();
+    let r = s.steps.as_ref().expect("a stepped run has a step table");
+    assert!(r.stopped.is_none(), "{:?}", r.stopped);
+    assert_eq!(r.steps.len(), 2);
+    // 2 talkers: step 1 sends 2 × 5 messages in 1 s, step 2 2 × 10, each to 20 guests.
+    for (st, messages) in r.steps.iter().zip([10, 20]) {
+        assert_eq!(st.status, StepStatus::Full);
+        assert_eq!(st.messages_sent, messages);
+        assert_eq!(st.expected, messages * 20);
+        assert_eq!(st.missing, 0);
+        assert_eq!(st.offered_per_sec, (messages * 20) as f64);
+        assert_eq!(st.delivered_per_sec, (messages * 20) as f64);
+        assert_eq!(st.latency.count, messages * 20, "the step's histogram holds exactly its own deliveries");
+        assert!(st.crossed.is_empty());
+    }
+    assert_eq!(r.highest_sustained, Some(1));
+    assert!(r.verdict().starts_with("highest sustained: 400 deliveries/s at step 2"), "{}", r.verdict());
+    assert_eq!(s.histograms.steps.len(), 2);
+    assert_eq!(decode_histogram(&s.histograms.steps[1]).unwrap().len(), 400);
+    assert_eq!(s.completeness.missing, 0);
+    assert!(s.lossy.is_empty());
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(md.contains("highest sustained"), "the table marks the limit");
+    assert!(out.join("charts/steps.svg").is_file());
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+/// A stepped workload stops by itself at its line. Every delivery takes more
+/// than a microsecond, so `p99>1us` is crossed by the first step, for
+/// certain: the run judges step 1 `--drain` after it ended, stops sending
+/// during step 2, never starts step 3, drains and reports that no step was
+/// sustained; what was sent is still counted exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stepped_workload_stops_at_its_line_and_reports_it() {
+    let _turn = RUN_LOCK.lock().await;
+    let server = spawn(Config::for_tests()).await.unwrap();
+    let out = scratch("steps-line");
+    let mut args = small_run(Some(server.base_url()), out.clone());
+    args.guests = Some(20);
+    args.readers = Some(0);
+    args.step_rate = vec![5.0, 10.0, 20.0];
+    args.step = 2.0;
+    args.drain = 0.5;
+    args.stop_when = vec!["p99>1us".into()];
+    let s = supergroup_load::run::run(&args).await.unwrap().summary;
+    server.stop().await.unwrap();
+    let r = s.steps.as_ref().unwrap();
+    let stopped = r.stopped.as_ref().expect("the line was crossed");
+    assert_eq!(stopped.step, 0, "{stopped:?}");
+    assert!(stopped.reasons[0].starts_with("p99>1us (p99 was"), "{stopped:?}");
+    assert_eq!(r.steps[0].status, StepStatus::Full);
+    assert_eq!(r.steps[0].messages_sent, 20);
+    assert!(!r.steps[0].crossed.is_empty());
+    assert_eq!(r.steps[1].status, StepStatus::CutShort, "{:?}", r.steps[1]);
+    assert!(r.steps[1].messages_sent < 40, "sending stopped during step 2: {}", r.steps[1].messages_sent);
+    assert_eq!(r.steps[2].status, StepStatus::NotRun);
+    assert_eq!(r.steps[2].messages_sent, 0);
+    assert_eq!(r.highest_sustained, None);
+    assert!(r.verdict().starts_with("no step was sustained; stopped at step 1: p99>1us"), "{}", r.verdict());
+    // The run ended by itself, early, and what it sent was delivered exactly.
+    assert_eq!(s.messages.sent, r.steps.iter().map(|st| st.messages_sent).sum::<u64>());
+    assert!(s.plan.schedule.send_end - s.plan.schedule.send_start < 6.0 - 1.0, "{:?}", s.plan.schedule);
+    assert_eq!(s.completeness.expected, s.messages.sent * 20);
+    assert_eq!(s.completeness.missing, 0);
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+/// A run without thresholds that loses deliveries is not green: the server
+/// is stopped while the talkers send (once its first message is stored), so
+/// the rest is lost; the binary's first line says LOSSY, it exits 3, and the
+/// report's headline is marked.
+#[test]
+fn a_lossy_run_says_so_first_and_exits_3() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let _turn = rt.block_on(RUN_LOCK.lock());
+    let server = rt.block_on(spawn(Config::for_tests())).unwrap();
+    let out = scratch("lossy");
+    let started = supergroup_load::run::utc_now().1;
+    let child = Command::new(env!("CARGO_BIN_EXE_supergroup-load"))
+        .args(["--target", &server.base_url(), "--guests", "10", "--rate", "10", "--duration", "4s"])
+        .args(["--settle", "200ms", "--drain", "1s", "--readers", "0", "--no-progress", "--out"])
+        .arg(&out)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The run's ids are `lg-<UTC stamp of its start>-<pid>`: wait (bounded) until its room has a message.
+    let rest = supergroup_protocol::client::Rest::new(&server.base_url(), "demo", "sk_demo");
+    let stamp_id = |stamp: &str| format!("lg-{}-{}-room-0", stamp.replace(['-', ':'], ""), child.id());
+    let mut stored = false;
+    for _ in 0..200 {
+        let now = supergroup_load::run::utc_now().1;
+        for stamp in [&started, &now] {
+            if let Ok(c) = rt.block_on(rest.get_conversation(&stamp_id(stamp))) {
+                stored |= c.last_message.is_some();
+            }
+        }
+        if stored {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(stored, "the run's first message was never stored");
+    rt.block_on(server.stop()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(3), "{stdout}");
+    // goose prints "All N users launched." on its own; the verdict is the first line after it.
+    let verdict = stdout.lines().find(|l| !l.is_empty() && !l.contains("users launched")).unwrap_or_default();
+    assert!(verdict.starts_with("LOSSY ("), "{stdout}");
+    let s = compare::load(&out).unwrap();
+    assert!(s.passed && s.thresholds.is_empty(), "no threshold failed: there were none");
+    assert!(!s.lossy.is_empty());
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("<p class=\"lossy\"><strong>LOSSY"), "the headline is marked");
     let _ = std::fs::remove_dir_all(&out);
 }

@@ -20,13 +20,19 @@ fn inline_svg(svg: &str) -> &str {
 
 pub fn render(s: &Summary, tables: &[Table], charts: &[Chart]) -> String {
     let mut out = String::new();
-    let verdict_class = if s.passed { "pass" } else { "fail" };
+    let verdict_class = if !s.passed {
+        "fail"
+    } else if s.lossy_unjudged() {
+        "lossy"
+    } else {
+        "pass"
+    };
     let _ = write!(
         out,
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>supergroup-load report</title>\
          <style>body{{font-family:sans-serif;margin:2em;max-width:1000px}}table{{border-collapse:collapse;margin-bottom:1.5em}}\
          td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:first-child,th:first-child{{text-align:left}}\
-         .pass{{color:#176b1b}}.fail{{color:#b00020}}.note{{background:#fff3cd;padding:.5em 1em}}figure{{margin:0 0 2em 0}}</style>\
+         .pass{{color:#176b1b}}.fail{{color:#b00020}}.lossy{{color:#8a4b00;background:#ffe0b2;padding:.5em 1em}}.note{{background:#fff3cd;padding:.5em 1em}}figure{{margin:0 0 2em 0}}</style>\
          </head><body>\n<h1>supergroup-load report</h1>\n<p class=\"{verdict_class}\"><strong>{}</strong></p>\n",
         esc(&headline(s))
     );

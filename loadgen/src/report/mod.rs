@@ -80,6 +80,27 @@ pub fn charts_of(s: &Summary) -> anyhow::Result<Vec<Chart>> {
             ),
         },
     ];
+    if let Some(r) = &s.steps {
+        let points: Vec<charts::StepPoint> = r
+            .steps
+            .iter()
+            .filter(|st| st.status != crate::steps::StepStatus::NotRun)
+            .map(|st| charts::StepPoint {
+                offered_per_sec: st.offered_per_sec,
+                delivered_per_sec: st.delivered_per_sec,
+                p50_ms: st.latency.p50_ms,
+                p99_ms: st.latency.p99_ms,
+            })
+            .collect();
+        out.insert(
+            1,
+            Chart {
+                file: "steps.svg".into(),
+                title: "Steps: deliveries/s offered vs delivered, p99 per step".into(),
+                svg: charts::steps("Deliveries/s offered vs delivered, fan-out p50/p99 per step", &points),
+            },
+        );
+    }
     let mut cpu = vec![
         Line { label: "load generator", points: charts::series_points(series, |x| x.loadgen_cpu_pct) },
         Line { label: "whole machine", points: charts::series_points(series, |x| x.machine_cpu_pct) },

@@ -7,6 +7,8 @@ use crate::cli::Profile;
 use crate::fdlimit::FileLimits;
 use crate::plan::Plan;
 use crate::recorder::{Completeness, Finished, SecondSample};
+use crate::report::tables::count;
+use crate::steps::{StepReport, StopRule};
 use crate::thresholds::Verdict;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -75,6 +77,10 @@ pub struct Latencies {
     pub open: Stats,
     /// Intended send time to ack.
     pub ack: Stats,
+    /// The load generator's own lateness: how long a frame sat readable on a loopback
+    /// socket before this runtime stamped it (the probe, over the send window and drain).
+    #[serde(default)]
+    pub instrument: Stats,
 }
 
 /// The HDR histograms, serialized.
@@ -87,6 +93,12 @@ pub struct Histograms {
     pub connect: String,
     pub open: String,
     pub ack: String,
+    /// Of a staged run: fan-out per step (deliveries of the messages intended in it), same encoding.
+    #[serde(default)]
+    pub steps: Vec<String>,
+    /// The instrument delay probe, same encoding (empty in summaries from before it existed).
+    #[serde(default)]
+    pub instrument: String,
 }
 
 /// Serializes a histogram (HdrHistogram V2 with deflate, then base64).
@@ -254,6 +266,15 @@ pub struct Summary {
     pub thresholds: Vec<Verdict>,
     /// Every threshold passed (true when there are none).
     pub passed: bool,
+    /// Why the run lost deliveries (missing at the end of the drain, sends
+    /// unanswered or refused); empty for a complete run. Without thresholds a
+    /// lossy run is not a pass: its headline says `LOSSY` and the binary exits 3.
+    /// A staged run is judged over its sustained steps only.
+    #[serde(default)]
+    pub lossy: Vec<String>,
+    /// Of a staged run (`--step-rate`, `--stages`): the limit it found, one row per step.
+    #[serde(default)]
+    pub steps: Option<StepReport>,
     pub series: Vec<SecondSample>,
     pub histograms: Histograms,
 }
@@ -271,6 +292,10 @@ pub struct Context {
     /// Guests whose `opened` came after the first message was due.
     pub opened_late: u64,
     pub goose: Option<GooseFigures>,
+    /// The `--stop-when` line of a staged run.
+    pub stop_rules: Vec<StopRule>,
+    /// What the instrument delay probe measured (µs).
+    pub instrument: Option<Histogram<u64>>,
 }
 
 impl Summary {
@@ -301,6 +326,13 @@ impl Summary {
             }
         });
         let total_errors = f.errors.values().sum();
+        let steps = plan.staged().then(|| {
+            let t = &plan.timeline;
+            let windows: Vec<(f64, f64)> = (0..t.stages().len()).map(|i| t.window(i)).collect();
+            let stop_s = f.send_stop.map(|stop| stop as f64 / 1e6 - sched.send_start);
+            StepReport::build(&ctx.stop_rules, t.stages(), &windows, &f.steps, f.stopped.clone(), stop_s)
+        });
+        let lossy = lossy_reasons(f, steps.as_ref());
         let own_cpu: Vec<f64> = f.series.iter().filter(in_window).filter_map(|s| s.loadgen_cpu_pct).collect();
         let others: Vec<f64> = f
             .series
@@ -346,6 +378,7 @@ impl Summary {
                 connect: Stats::of(&f.connect),
                 open: Stats::of(&f.open),
                 ack: Stats::of(&f.ack),
+                instrument: ctx.instrument.as_ref().map(Stats::of).unwrap_or_default(),
             },
             throughput: Throughput {
                 deliveries_per_sec: f.completeness.delivered as f64 / window,
@@ -362,6 +395,8 @@ impl Summary {
             goose: ctx.goose,
             thresholds: Vec::new(),
             passed: true,
+            lossy,
+            steps,
             series: f.series.clone(),
             histograms: Histograms {
                 encoding: "HdrHistogram V2 + deflate, base64; values in microseconds".into(),
@@ -370,9 +405,16 @@ impl Summary {
                 connect: encode_histogram(&f.connect),
                 open: encode_histogram(&f.open),
                 ack: encode_histogram(&f.ack),
+                steps: f.steps.iter().map(|s| encode_histogram(&s.histogram)).collect(),
+                instrument: ctx.instrument.as_ref().map(encode_histogram).unwrap_or_default(),
             },
             plan: ctx.plan,
         }
+    }
+
+    /// Lossy and judged by no threshold: the run must not look green.
+    pub fn lossy_unjudged(&self) -> bool {
+        self.thresholds.is_empty() && !self.lossy.is_empty()
     }
 
     /// A metric by its threshold name, in the metric's base unit.
@@ -385,6 +427,7 @@ impl Summary {
                 "connect" => Some(&l.connect),
                 "open" => Some(&l.open),
                 "ack" => Some(&l.ack),
+                "instrument" => Some(&l.instrument),
                 _ => None,
             };
             if let Some(s) = stats {
@@ -417,6 +460,42 @@ impl Summary {
     }
 }
 
+/// Why a run lost deliveries; a staged run only over the steps up to its highest sustained one
+/// (what it lost past its limit is how the limit was found).
+fn lossy_reasons(f: &Finished, steps: Option<&StepReport>) -> Vec<String> {
+    let mut why = Vec::new();
+    match steps {
+        Some(r) => {
+            let upto = r.highest_sustained.map(|i| i + 1).unwrap_or(0);
+            let (missing, expected) = r.steps[..upto].iter().fold((0, 0), |(m, e), s| (m + s.missing, e + s.expected));
+            if missing > 0 {
+                why.push(format!(
+                    "{} of {} deliveries of the sustained steps missing at the end of the drain",
+                    count(missing),
+                    count(expected)
+                ));
+            }
+        }
+        None => {
+            let c = &f.completeness;
+            if c.missing > 0 {
+                why.push(format!(
+                    "{} of {} deliveries missing at the end of the drain",
+                    count(c.missing),
+                    count(c.expected)
+                ));
+            }
+            if f.unanswered > 0 {
+                why.push(format!("{} sends unanswered", count(f.unanswered)));
+            }
+            if f.send_failed > 0 {
+                why.push(format!("{} sends failed", count(f.send_failed)));
+            }
+        }
+    }
+    why
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -439,14 +518,15 @@ mod tests {
     fn every_threshold_metric_is_looked_up() {
         use crate::plan::{Schedule, Workload};
         let workload = Workload { readers: 0, ..Workload::DEFAULT };
-        let plan = Plan {
-            schedule: Schedule::new(&workload, 1.0, 1.0),
+        let plan = Plan::new(
             workload,
-            run_id: "t".into(),
-            app_id: "a".into(),
-            secret: "s".into(),
-            base_url: "http://127.0.0.1:1".into(),
-        };
+            Vec::new(),
+            Schedule::new(&workload, 1.0, 1.0),
+            "t".into(),
+            "a".into(),
+            "s".into(),
+            "http://127.0.0.1:1".into(),
+        );
         let rec = crate::recorder::Recorder::new(crate::clock::Clock::start_now(), plan.clone());
         rec.message_sent(0, 0, 10, 10);
         rec.message_acked(0, 0, 20).unwrap();
@@ -472,6 +552,8 @@ mod tests {
             rss_baseline_kib: None,
             opened_late: 0,
             goose: None,
+            stop_rules: Vec::new(),
+            instrument: None,
         };
         let summary = Summary::build(ctx, &f);
         for (name, _, _) in crate::thresholds::METRICS {

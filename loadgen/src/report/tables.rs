@@ -2,6 +2,7 @@
 //! Markdown or HTML. Numbers are formatted here, in one place.
 
 use super::summary::{Stats, Summary};
+use crate::steps::{StepReport, StepStatus};
 
 /// A titled table: a header row and rows of cells.
 pub struct Table {
@@ -106,8 +107,14 @@ pub fn of(s: &Summary) -> Vec<Table> {
                 latency_row("send to ack", &s.latency.ack),
                 latency_row("connect", &s.latency.connect),
                 latency_row("open → opened", &s.latency.open),
+                latency_row("instrument delay (frame readable → stamped, probe)", &s.latency.instrument),
             ],
         },
+    ];
+    if let Some(r) = &s.steps {
+        tables.push(steps_table(r));
+    }
+    tables.extend([
         kv(
             "Completeness",
             vec![
@@ -137,7 +144,7 @@ pub fn of(s: &Summary) -> Vec<Table> {
                 ("guests closed by the server", count(s.guests.closed_by_server)),
             ],
         ),
-    ];
+    ]);
     if let Some(srv) = &s.server {
         let kib = |v: Option<u64>| v.map(|k| format!("{:.1} MiB", k as f64 / 1024.0)).unwrap_or_else(|| "–".into());
         tables.push(kv(
@@ -236,9 +243,66 @@ pub fn of(s: &Summary) -> Vec<Table> {
     tables
 }
 
+/// The step table of a staged run: offered vs delivered and latency per step, and the limit.
+fn steps_table(r: &StepReport) -> Table {
+    let rows = r
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, st)| {
+            let status = match st.status {
+                StepStatus::Full => "full",
+                StepStatus::CutShort => "cut short",
+                StepStatus::NotRun => "not run",
+            };
+            let line = if r.highest_sustained == Some(i) {
+                "highest sustained".to_string()
+            } else if st.crossed.is_empty() {
+                if st.status == StepStatus::NotRun { "–".into() } else { "inside".into() }
+            } else {
+                format!("crossed: {}", st.crossed.join(", "))
+            };
+            vec![
+                st.step.to_string(),
+                st.stage.rate_label(),
+                format!("{:.1}–{:.1} s", st.start_s, st.end_s),
+                status.into(),
+                count(st.messages_sent),
+                format!("{:.0}", st.offered_per_sec),
+                format!("{:.0}", st.delivered_per_sec),
+                count(st.missing),
+                ms(st.latency.p50_ms),
+                ms(st.latency.p99_ms),
+                ms(st.latency.max_ms),
+                line,
+            ]
+        })
+        .collect();
+    Table {
+        title: format!("Steps (stop when {}): {}", r.stop_when.join(" or "), r.verdict()),
+        header: row(&[
+            "step",
+            "msg/s per talker",
+            "window",
+            "ran",
+            "messages",
+            "offered deliveries/s",
+            "delivered deliveries/s",
+            "missing",
+            "fan-out p50",
+            "p99",
+            "max",
+            "line",
+        ]),
+        rows,
+    }
+}
+
 /// The one-line verdict of a run.
 pub fn headline(s: &Summary) -> String {
-    let verdict = if s.thresholds.is_empty() {
+    let verdict = if s.lossy_unjudged() {
+        format!("LOSSY ({})", s.lossy.join("; "))
+    } else if s.thresholds.is_empty() {
         "no thresholds".to_string()
     } else if s.passed {
         format!("PASS ({} thresholds)", s.thresholds.len())
@@ -250,11 +314,13 @@ pub fn headline(s: &Summary) -> String {
         )
     };
     format!(
-        "{verdict}: {} guests, fan-out p50 {} p99 {} max {}, {:.0} deliveries/s, loss {}, errors {}",
+        "{verdict}: {} guests, fan-out p50 {} p99 {} max {} (instrument delay p50 {} p99 {}), {:.0} deliveries/s, loss {}, errors {}",
         count(s.guests.opened),
         ms(s.latency.fanout.p50_ms),
         ms(s.latency.fanout.p99_ms),
         ms(s.latency.fanout.max_ms),
+        ms(s.latency.instrument.p50_ms),
+        ms(s.latency.instrument.p99_ms),
         s.throughput.deliveries_per_sec,
         count(s.completeness.missing),
         count(s.errors.total)
