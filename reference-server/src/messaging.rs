@@ -223,35 +223,32 @@ fn sender_may_send(state: &AppState, via: Via, sender: &str, access: Option<Acce
 pub fn deliver(state: &AppState, stored: &[&Stored]) {
     // Rooms in order of first appearance; each room's messages in commit order.
     let mut index: HashMap<RoomKey, usize> = HashMap::new();
-    let mut rooms: Vec<(Vec<Utf8Bytes>, Vec<(&Message, &Stored)>, Vec<Vec<String>>)> = Vec::new();
-    let mut keys = Vec::new();
+    let mut rooms: Vec<RoomMessages<'_>> = Vec::new();
     for s in stored {
         for msg in &s.fresh {
             let key = s.app.room(&msg.conversation_id);
             let i = *index.entry(key.clone()).or_insert_with(|| {
-                keys.push(key);
-                rooms.push(Default::default());
+                rooms.push(RoomMessages { key, frames: Vec::new(), messages: Vec::new(), notify: Vec::new() });
                 rooms.len() - 1
             });
             let frame = ServerFrame::Message { message: msg.clone() };
-            rooms[i].0.push(serde_json::to_string(&frame).expect("frames serialize").into());
-            rooms[i].1.push((msg, s));
-            rooms[i].2.push(notification_candidates(msg, &s.participants));
+            rooms[i].frames.push(serde_json::to_string(&frame).expect("frames serialize").into());
+            rooms[i].messages.push((msg, s));
+            rooms[i].notify.push(notification_candidates(msg, &s.participants));
         }
     }
-    let mut batch: Vec<RoomBatch> = keys
-        .into_iter()
-        .zip(rooms.iter_mut())
-        .map(|(key, (frames, _, notify))| RoomBatch {
-            key,
-            frames: std::mem::take(frames).into(),
-            notify: std::mem::take(notify),
+    let mut batch: Vec<RoomBatch> = rooms
+        .iter_mut()
+        .map(|r| RoomBatch {
+            key: r.key.clone(),
+            frames: std::mem::take(&mut r.frames).into(),
+            notify: std::mem::take(&mut r.notify),
         })
         .collect();
     state.hub.publish(&mut batch);
 
-    for (rb, (_, msgs, _)) in batch.into_iter().zip(rooms) {
-        for ((msg, s), recipients) in msgs.into_iter().zip(rb.notify) {
+    for (rb, room) in batch.into_iter().zip(rooms) {
+        for ((msg, s), recipients) in room.messages.into_iter().zip(rb.notify) {
             let app = &s.app;
             let sender = msg.sender_id.as_ref().map(|id| Sender {
                 id: id.clone(),
@@ -266,11 +263,20 @@ pub fn deliver(state: &AppState, stored: &[&Stored]) {
             crate::notifier::add(state, app, msg, recipients, false);
             if state.violates(Violation::GuestNotified) {
                 let sender = msg.sender_id.as_deref();
-                let guests = state.hub.guests(&rb.key).into_iter().filter(|g| Some(g.as_str()) != sender).collect();
+                let guests = state.hub.guests(&room.key).into_iter().filter(|g| Some(g.as_str()) != sender).collect();
                 crate::notifier::add(state, app, msg, guests, true);
             }
         }
     }
+}
+
+/// One room's share of a group commit while [`deliver`] builds it.
+struct RoomMessages<'a> {
+    key: RoomKey,
+    frames: Vec<Utf8Bytes>,
+    /// Each message with the job that stored it, in commit order.
+    messages: Vec<(&'a Message, &'a Stored)>,
+    notify: Vec<Vec<String>>,
 }
 
 /// Participants a UserMessage may notify, by their settings (the "has it

@@ -179,8 +179,12 @@ async fn group_commit(state: &AppState, jobs: Vec<Job>) {
             let err = ApiError::internal(format!("group commit failed: {e}"));
             for reply in replies {
                 match reply {
-                    Reply::Send(done) => drop(done.send(Err(err.clone()))),
-                    Reply::User(done) => drop(done.send(Err(err.clone()))),
+                    Reply::Send(done) => {
+                        let _ = done.send(Err(err.clone()));
+                    }
+                    Reply::User(done) => {
+                        let _ = done.send(Err(err.clone()));
+                    }
                 }
             }
             return;
@@ -192,8 +196,12 @@ async fn group_commit(state: &AppState, jobs: Vec<Job>) {
     for (outcome, reply) in outcomes.into_iter().zip(replies) {
         // A submitter that went away (a REST client disconnecting) just misses its answer.
         match (outcome, reply) {
-            (Outcome::Send(r), Reply::Send(done)) => drop(done.send(r.map(|s| s.out))),
-            (Outcome::User(r), Reply::User(done)) => drop(done.send(r)),
+            (Outcome::Send(r), Reply::Send(done)) => {
+                let _ = done.send(r.map(|s| s.out));
+            }
+            (Outcome::User(r), Reply::User(done)) => {
+                let _ = done.send(r);
+            }
             _ => unreachable!("outcomes are built in the order of the work"),
         }
     }
