@@ -35,7 +35,7 @@
 
 use axum::extract::ws::Utf8Bytes;
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use supergroup_protocol::frames::Role;
@@ -195,9 +195,7 @@ impl Default for Hub {
 
 impl Hub {
     fn stripe(&self, key: &RoomKey) -> &AtomicU64 {
-        let mut h = self.hasher.build_hasher();
-        key.hash(&mut h);
-        &self.epochs[(h.finish() as usize) % EPOCH_STRIPES]
+        &self.epochs[(self.hasher.hash_one(key) as usize) % EPOCH_STRIPES]
     }
 
     /// The membership epoch of `key`, to pass to [`Hub::open`] after reading membership.
