@@ -8,14 +8,34 @@
 //! serialized once by the caller into [`Utf8Bytes`] and every recipient's
 //! queue gets a reference-counted clone of the same bytes.
 //!
+//! One wake per batch: [`Hub::publish`] takes everything one group commit
+//! stored (see [`crate::writer`]) and, in one pass under the lock, queues each
+//! connection one item per room holding all of that room's new frames (an
+//! `Arc<[Utf8Bytes]>` shared by every member), and in the same pass tells the
+//! caller which notification candidates do not have the room open. A
+//! connection is therefore woken once per batch and writes the whole batch
+//! with one flush, and a participant opening the room is either in the pass
+//! (gets the frames, no notification) or after it (notified).
+//!
 //! Queue policy: each connection's outbound queue is a bounded `mpsc` channel
-//! (`--outbound-queue`, default 1,024 frames). When a frame does not fit, the
-//! hub does not wait and does not drop the frame silently: it fires the
-//! connection's slow-consumer signal, and the connection closes itself with
-//! 1008 `slow consumer`. Other connections are never slowed by one slow reader.
+//! of `--outbound-queue` items (default 1,024); an item is one frame or one
+//! room's frames of one group commit (at most [`crate::writer::MAX_JOBS`] x 10
+//! frames, shared, not copied, between connections). When an item does not
+//! fit, the hub does not wait and does not drop the frame silently: it fires
+//! the connection's slow-consumer signal, and the connection closes itself
+//! with 1008 `slow consumer`. Other connections are never slowed by one slow
+//! reader.
+//!
+//! Membership epochs: `open` reads membership from the database and then
+//! registers here; a participant or conversation DELETE commits and then
+//! evicts here. So that a DELETE landing between the two cannot leave a
+//! removed member registered, every eviction bumps the epoch of the room's
+//! stripe (under the lock), and a registration made with an older epoch is
+//! refused as [`Opened::Stale`]: the caller reads membership again.
 
 use axum::extract::ws::Utf8Bytes;
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use supergroup_protocol::frames::Role;
@@ -27,20 +47,38 @@ pub type ConnId = u64;
 /// A conversation of an app: `(appId, conversationId)`.
 pub type RoomKey = (String, String);
 
+/// One item of a connection's outbound queue: a frame, or several frames of
+/// one room stored by one group commit, in commit order.
+#[derive(Clone)]
+pub enum Frames {
+    One(Utf8Bytes),
+    Many(Arc<[Utf8Bytes]>),
+}
+
+impl Frames {
+    /// The frames, in order.
+    pub fn as_slice(&self) -> &[Utf8Bytes] {
+        match self {
+            Frames::One(f) => std::slice::from_ref(f),
+            Frames::Many(fs) => fs,
+        }
+    }
+}
+
 /// The sending side of a connection, as the hub holds it.
 #[derive(Clone)]
 pub struct Outbox {
     pub id: ConnId,
     pub user: Arc<str>,
-    /// Bounded queue to the connection's socket.
-    tx: mpsc::Sender<Utf8Bytes>,
+    /// Bounded queue to the connection's socket (policy: module doc).
+    tx: mpsc::Sender<Frames>,
     /// Fired when the queue overflowed: the connection closes with 1008.
     slow: Arc<Notify>,
 }
 
 impl Outbox {
     /// A new outbox and the receiving ends its connection task owns.
-    pub fn new(user: &str, capacity: usize) -> (Outbox, mpsc::Receiver<Utf8Bytes>, Arc<Notify>) {
+    pub fn new(user: &str, capacity: usize) -> (Outbox, mpsc::Receiver<Frames>, Arc<Notify>) {
         static NEXT: AtomicU64 = AtomicU64::new(1);
         let (tx, rx) = mpsc::channel(capacity);
         let slow = Arc::new(Notify::new());
@@ -50,7 +88,12 @@ impl Outbox {
 
     /// Queues a frame without waiting; a full queue marks the connection slow.
     pub fn push(&self, frame: Utf8Bytes) {
-        match self.tx.try_send(frame) {
+        self.push_frames(Frames::One(frame));
+    }
+
+    /// Queues frames as one item without waiting; a full queue marks the connection slow.
+    pub fn push_frames(&self, frames: Frames) {
+        match self.tx.try_send(frames) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => self.slow.notify_one(),
             // The connection is gone; its cleanup will remove it from every room.
@@ -113,28 +156,75 @@ pub enum Opened {
     Already(Role),
     /// The guest limit is reached (and this user holds no slot yet).
     GuestLimitReached,
+    /// Membership of the room changed since the caller read it (an eviction
+    /// bumped the epoch): nothing was registered; read membership again.
+    Stale,
+}
+
+/// Stripes of membership epochs: rooms share a stripe by hash, so a stale
+/// answer can be spurious (another room of the stripe changed), never missed.
+const EPOCH_STRIPES: usize = 64;
+
+/// A membership epoch, read with [`Hub::epoch`] before reading membership.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Epoch(u64);
+
+/// One room's share of a group commit, for [`Hub::publish`].
+pub struct RoomBatch {
+    pub key: RoomKey,
+    /// The room's new frames, in commit order.
+    pub frames: Arc<[Utf8Bytes]>,
+    /// Notification candidates, one list per message; `publish` keeps only
+    /// those who do not have the room open.
+    pub notify: Vec<Vec<String>>,
 }
 
 /// Presence and fan-out for every app and conversation.
-#[derive(Default)]
 pub struct Hub {
     rooms: Mutex<HashMap<RoomKey, Room>>,
+    epochs: [AtomicU64; EPOCH_STRIPES],
+    /// Fixed hasher for stripe choice.
+    hasher: std::collections::hash_map::RandomState,
+}
+
+impl Default for Hub {
+    fn default() -> Hub {
+        Hub { rooms: Mutex::default(), epochs: std::array::from_fn(|_| AtomicU64::new(0)), hasher: Default::default() }
+    }
 }
 
 impl Hub {
+    fn stripe(&self, key: &RoomKey) -> &AtomicU64 {
+        &self.epochs[(self.hasher.hash_one(key) as usize) % EPOCH_STRIPES]
+    }
+
+    /// The membership epoch of `key`, to pass to [`Hub::open`] after reading membership.
+    pub fn epoch(&self, key: &RoomKey) -> Epoch {
+        Epoch(self.stripe(key).load(Ordering::Acquire))
+    }
+
+    /// Marks a membership change of `key`; called with the rooms lock held.
+    fn bump(&self, key: &RoomKey) {
+        self.stripe(key).fetch_add(1, Ordering::AcqRel);
+    }
+
     fn rooms(&self) -> std::sync::MutexGuard<'_, HashMap<RoomKey, Room>> {
         // Every critical section leaves the map consistent, so a poisoned lock is still usable.
         self.rooms.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Opens `key` on `out` with `role`. A guest takes a slot unless its user
-    /// already holds one; `guest_limit: None` means unlimited.
-    pub fn open(&self, key: &RoomKey, out: &Outbox, role: Role, guest_limit: Option<u32>) -> Opened {
+    /// Opens `key` on `out` with `role`, decided from membership read at
+    /// `epoch`. A guest takes a slot unless its user already holds one;
+    /// `guest_limit: None` means unlimited.
+    pub fn open(&self, key: &RoomKey, out: &Outbox, role: Role, guest_limit: Option<u32>, epoch: Epoch) -> Opened {
         let mut rooms = self.rooms();
-        let room = rooms.entry(key.clone()).or_default();
-        if let Some(m) = room.members.get(&out.id) {
+        if let Some(m) = rooms.get(key).and_then(|r| r.members.get(&out.id)) {
             return Opened::Already(m.role);
         }
+        if self.epoch(key) != epoch {
+            return Opened::Stale;
+        }
+        let room = rooms.entry(key.clone()).or_default();
         if role == Role::Guest {
             let holds_slot = room.guests.contains_key(&out.user);
             if !holds_slot && guest_limit.is_some_and(|limit| room.guests.len() as u64 >= u64::from(limit)) {
@@ -171,6 +261,16 @@ impl Hub {
         self.rooms().get(key).is_some_and(|r| r.present.contains_key(user))
     }
 
+    /// How many distinct guest users have `key` open now (the guest slots taken).
+    pub fn guest_count(&self, key: &RoomKey) -> usize {
+        self.rooms().get(key).map_or(0, |r| r.guests.len())
+    }
+
+    /// Whether no connection has anything open.
+    pub fn is_empty(&self) -> bool {
+        self.rooms().is_empty()
+    }
+
     /// Guest users who have `key` open now.
     pub fn guests(&self, key: &RoomKey) -> Vec<String> {
         self.rooms().get(key).map(|r| r.guests.keys().map(|u| u.to_string()).collect()).unwrap_or_default()
@@ -198,10 +298,30 @@ impl Hub {
         }
     }
 
+    /// Queues a group commit's frames (module doc: one wake per batch) and, in
+    /// the same pass, keeps in each `notify` list only the users who do not
+    /// have the room open.
+    pub fn publish(&self, batch: &mut [RoomBatch]) {
+        let rooms = self.rooms();
+        for rb in batch.iter_mut() {
+            let room = rooms.get(&rb.key);
+            for candidates in &mut rb.notify {
+                candidates.retain(|u| room.is_none_or(|r| !r.present.contains_key(u.as_str())));
+            }
+            let Some(room) = room else { continue };
+            let frames =
+                if rb.frames.len() == 1 { Frames::One(rb.frames[0].clone()) } else { Frames::Many(rb.frames.clone()) };
+            for m in room.members.values() {
+                m.out.push_frames(frames.clone());
+            }
+        }
+    }
+
     /// Ends `user`'s participant presence in `key` (they were removed), sending
     /// each of their connections `closed` (built by `closed_frame`).
     pub fn evict_participant(&self, key: &RoomKey, user: &str, closed_frame: &Utf8Bytes) {
         let mut rooms = self.rooms();
+        self.bump(key);
         let Some(room) = rooms.get_mut(key) else { return };
         let evicted: Vec<ConnId> = room
             .members
@@ -221,10 +341,59 @@ impl Hub {
 
     /// Ends everyone's presence in `key` (the conversation was deleted).
     pub fn evict_all(&self, key: &RoomKey, closed_frame: &Utf8Bytes) {
-        if let Some(room) = self.rooms().remove(key) {
+        let mut rooms = self.rooms();
+        self.bump(key);
+        if let Some(room) = rooms.remove(key) {
             for m in room.members.values() {
                 m.out.push(closed_frame.clone());
             }
+        }
+    }
+}
+
+/// What one connection has open, as a guard: dropping it (the connection
+/// ending normally, failing, or its task panicking) closes every room it
+/// holds, which frees its guest slots and its presence (SG-RT-3).
+pub struct Presence {
+    hub: Arc<Hub>,
+    conn: ConnId,
+    /// Rooms this connection opened (an evicted one may linger: closing it again is a no-op).
+    rooms: Vec<RoomKey>,
+}
+
+impl Presence {
+    pub fn new(hub: Arc<Hub>, conn: ConnId) -> Presence {
+        Presence { hub, conn, rooms: Vec::new() }
+    }
+
+    /// Records that the connection opened `key`.
+    pub fn opened(&mut self, key: &RoomKey) {
+        if !self.rooms.contains(key) {
+            self.rooms.push(key.clone());
+        }
+    }
+
+    /// How many rooms the connection holds (an evicted one counts until closed).
+    pub fn len(&self) -> usize {
+        self.rooms.len()
+    }
+
+    /// Whether the connection holds no room.
+    pub fn is_empty(&self) -> bool {
+        self.rooms.is_empty()
+    }
+
+    /// Closes `key` on the connection; returns whether it had it open.
+    pub fn close(&mut self, key: &RoomKey) -> bool {
+        self.rooms.retain(|k| k != key);
+        self.hub.close(key, self.conn)
+    }
+}
+
+impl Drop for Presence {
+    fn drop(&mut self) {
+        for key in self.rooms.drain(..) {
+            self.hub.close(&key, self.conn);
         }
     }
 }
@@ -237,19 +406,23 @@ mod tests {
         ("app".into(), "c".into())
     }
 
+    fn open(hub: &Hub, out: &Outbox, role: Role, limit: Option<u32>) -> Opened {
+        hub.open(&key(), out, role, limit, hub.epoch(&key()))
+    }
+
     #[test]
     fn one_guest_user_on_two_connections_takes_one_slot() {
         let hub = Hub::default();
         let (a1, _r1, _) = Outbox::new("alice", 4);
         let (a2, _r2, _) = Outbox::new("alice", 4);
         let (b, _r3, _) = Outbox::new("bob", 4);
-        assert_eq!(hub.open(&key(), &a1, Role::Guest, Some(1)), Opened::New(Role::Guest));
-        assert_eq!(hub.open(&key(), &a2, Role::Guest, Some(1)), Opened::New(Role::Guest));
-        assert_eq!(hub.open(&key(), &b, Role::Guest, Some(1)), Opened::GuestLimitReached);
+        assert_eq!(open(&hub, &a1, Role::Guest, Some(1)), Opened::New(Role::Guest));
+        assert_eq!(open(&hub, &a2, Role::Guest, Some(1)), Opened::New(Role::Guest));
+        assert_eq!(open(&hub, &b, Role::Guest, Some(1)), Opened::GuestLimitReached);
         hub.close(&key(), a1.id);
-        assert_eq!(hub.open(&key(), &b, Role::Guest, Some(1)), Opened::GuestLimitReached);
+        assert_eq!(open(&hub, &b, Role::Guest, Some(1)), Opened::GuestLimitReached);
         hub.close(&key(), a2.id);
-        assert_eq!(hub.open(&key(), &b, Role::Guest, Some(1)), Opened::New(Role::Guest));
+        assert_eq!(open(&hub, &b, Role::Guest, Some(1)), Opened::New(Role::Guest));
     }
 
     #[test]
@@ -257,16 +430,182 @@ mod tests {
         let hub = Hub::default();
         let (slow, _slow_rx, slow_signal) = Outbox::new("slow", 1);
         let (fast, mut fast_rx, _) = Outbox::new("fast", 8);
-        hub.open(&key(), &slow, Role::Guest, None);
-        hub.open(&key(), &fast, Role::Guest, None);
+        open(&hub, &slow, Role::Guest, None);
+        open(&hub, &fast, Role::Guest, None);
         let frame: Utf8Bytes = "x".into();
         hub.broadcast(&key(), &frame, None);
         hub.broadcast(&key(), &frame, None);
-        assert_eq!(fast_rx.try_recv().unwrap().as_str(), "x");
-        assert_eq!(fast_rx.try_recv().unwrap().as_str(), "x");
+        assert_eq!(fast_rx.try_recv().unwrap().as_slice()[0].as_str(), "x");
+        assert_eq!(fast_rx.try_recv().unwrap().as_slice()[0].as_str(), "x");
         let fired = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
             tokio::time::timeout(std::time::Duration::from_millis(100), slow_signal.notified()).await.is_ok()
         });
         assert!(fired);
+    }
+
+    #[test]
+    fn publish_queues_one_item_per_room_and_filters_notifications_by_presence() {
+        let hub = Hub::default();
+        let (guest, mut guest_rx, _) = Outbox::new("g", 8);
+        let (bob, mut bob_rx, _) = Outbox::new("bob", 8);
+        open(&hub, &guest, Role::Guest, None);
+        open(&hub, &bob, Role::Participant, None);
+        let frames: Arc<[Utf8Bytes]> = vec!["m1".into(), "m2".into(), "m3".into()].into();
+        let mut batch = vec![RoomBatch {
+            key: key(),
+            frames,
+            notify: vec![vec!["bob".into(), "carol".into()], vec![], vec!["carol".into()]],
+        }];
+        hub.publish(&mut batch);
+        for rx in [&mut guest_rx, &mut bob_rx] {
+            let item = rx.try_recv().expect("one item");
+            assert_eq!(item.as_slice().iter().map(|f| f.as_str()).collect::<Vec<_>>(), ["m1", "m2", "m3"]);
+            assert!(rx.try_recv().is_err(), "the whole batch is one queue item: one wake");
+        }
+        // bob has it open: not notified; carol does not: notified.
+        assert_eq!(batch[0].notify, vec![vec!["carol".to_string()], vec![], vec!["carol".to_string()]]);
+    }
+
+    #[test]
+    fn an_eviction_between_reading_membership_and_registering_makes_the_open_stale() {
+        let hub = Hub::default();
+        let (bob, _rx, _) = Outbox::new("bob", 4);
+        let seen = hub.epoch(&key());
+        hub.evict_participant(&key(), "bob", &"closed".into());
+        assert_eq!(hub.open(&key(), &bob, Role::Participant, None, seen), Opened::Stale);
+        assert!(hub.is_empty(), "a stale open registers nothing");
+        assert_eq!(open(&hub, &bob, Role::Participant, None), Opened::New(Role::Participant));
+    }
+
+    #[test]
+    fn a_panicking_connection_still_leaves_every_room() {
+        let hub = Arc::new(Hub::default());
+        let (out, _rx, _) = Outbox::new("g", 4);
+        let h = hub.clone();
+        let panicked = std::thread::spawn(move || {
+            let mut presence = Presence::new(h.clone(), out.id);
+            for conv in ["a", "b"] {
+                let room: RoomKey = ("app".into(), conv.into());
+                h.open(&room, &out, Role::Guest, Some(1), h.epoch(&room));
+                presence.opened(&room);
+            }
+            panic!("a connection task fails");
+        })
+        .join();
+        assert!(panicked.is_err());
+        assert!(hub.is_empty(), "guest slots and presence freed by the guard");
+    }
+
+    mod property {
+        use super::*;
+        use proptest::prelude::*;
+        use std::collections::HashMap as Map;
+
+        const CONNS: usize = 6;
+        const USERS: [&str; 3] = ["u0", "u1", "u2"];
+        const ROOMS: usize = 2;
+        const LIMIT: u32 = 2;
+
+        #[derive(Debug, Clone)]
+        enum Op {
+            Open(usize, usize, bool),
+            Close(usize, usize),
+            EvictParticipant(usize, usize),
+            EvictAll(usize),
+            Disconnect(usize),
+        }
+
+        fn op() -> impl Strategy<Value = Op> {
+            prop_oneof![
+                4 => (0..CONNS, 0..ROOMS, any::<bool>()).prop_map(|(c, r, g)| Op::Open(c, r, g)),
+                2 => (0..CONNS, 0..ROOMS).prop_map(|(c, r)| Op::Close(c, r)),
+                1 => (0..ROOMS, 0..USERS.len()).prop_map(|(r, u)| Op::EvictParticipant(r, u)),
+                1 => (0..ROOMS).prop_map(Op::EvictAll),
+                1 => (0..CONNS).prop_map(Op::Disconnect),
+            ]
+        }
+
+        fn room(r: usize) -> RoomKey {
+            ("app".into(), format!("c{r}"))
+        }
+
+        proptest! {
+            /// Random open/close/evict/disconnect sequences: the hub agrees with a
+            /// plain model on every answer, the guest count is the number of
+            /// distinct guests present, and nothing is left once every
+            /// connection is gone.
+            #[test]
+            fn presence_matches_the_model_and_leaves_nothing(ops in proptest::collection::vec(op(), 0..60)) {
+                let hub = Arc::new(Hub::default());
+                let mut conns: Vec<(Outbox, mpsc::Receiver<Frames>, Presence)> = (0..CONNS)
+                    .map(|i| {
+                        let (out, rx, _) = Outbox::new(USERS[i % USERS.len()], 1024);
+                        let presence = Presence::new(hub.clone(), out.id);
+                        (out, rx, presence)
+                    })
+                    .collect();
+                // (conn, room) -> role held
+                let mut model: Map<(usize, usize), Role> = Map::new();
+                let user = |c: usize| USERS[c % USERS.len()];
+                for op in ops {
+                    match op {
+                        Op::Open(c, r, as_guest) => {
+                            let role = if as_guest { Role::Guest } else { Role::Participant };
+                            let key = room(r);
+                            let got = hub.open(&key, &conns[c].0, role, Some(LIMIT), hub.epoch(&key));
+                            let guests: std::collections::HashSet<&str> = model
+                                .iter()
+                                .filter(|((_, rr), role)| *rr == r && **role == Role::Guest)
+                                .map(|((cc, _), _)| user(*cc))
+                                .collect();
+                            let expected = match model.get(&(c, r)) {
+                                Some(held) => Opened::Already(*held),
+                                None if role == Role::Guest && !guests.contains(user(c)) && guests.len() >= LIMIT as usize => {
+                                    Opened::GuestLimitReached
+                                }
+                                None => Opened::New(role),
+                            };
+                            prop_assert_eq!(got, expected);
+                            if let Opened::New(role) = got {
+                                model.insert((c, r), role);
+                                conns[c].2.opened(&key);
+                            }
+                        }
+                        Op::Close(c, r) => {
+                            let had = conns[c].2.close(&room(r));
+                            prop_assert_eq!(had, model.remove(&(c, r)).is_some());
+                        }
+                        Op::EvictParticipant(r, u) => {
+                            hub.evict_participant(&room(r), USERS[u], &"closed".into());
+                            model.retain(|(c, rr), role| !(*rr == r && *role == Role::Participant && user(*c) == USERS[u]));
+                        }
+                        Op::EvictAll(r) => {
+                            hub.evict_all(&room(r), &"closed".into());
+                            model.retain(|(_, rr), _| *rr != r);
+                        }
+                        Op::Disconnect(c) => {
+                            let (out, rx, _) = Outbox::new(user(c), 1024);
+                            let presence = Presence::new(hub.clone(), out.id);
+                            conns[c] = (out, rx, presence);
+                            model.retain(|(cc, _), _| *cc != c);
+                        }
+                    }
+                    for r in 0..ROOMS {
+                        let distinct: std::collections::HashSet<&str> = model
+                            .iter()
+                            .filter(|((_, rr), role)| *rr == r && **role == Role::Guest)
+                            .map(|((c, _), _)| user(*c))
+                            .collect();
+                        prop_assert_eq!(hub.guest_count(&room(r)), distinct.len());
+                        for u in USERS {
+                            let present = model.keys().any(|(c, rr)| *rr == r && user(*c) == u);
+                            prop_assert_eq!(hub.user_has_open(&room(r), u), present);
+                        }
+                    }
+                }
+                drop(conns);
+                prop_assert!(hub.is_empty());
+            }
+        }
     }
 }

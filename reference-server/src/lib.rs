@@ -25,6 +25,7 @@ pub mod transport;
 pub mod validate;
 pub mod violation;
 pub mod webhooks;
+pub mod writer;
 
 pub use config::{AppConfig, Config};
 pub use violation::Violation;
@@ -62,6 +63,8 @@ pub async fn serve(
     if tokio::time::timeout(std::time::Duration::from_secs(5), state.tracker.wait()).await.is_err() {
         tracing::warn!("some realtime connections did not close within 5 s");
     }
+    // Stores what is still queued, then ends the writer task (and its hold on the database).
+    state.writer.stop().await;
     Ok(())
 }
 

@@ -1,24 +1,30 @@
 //! Storing a message, the one path shared by REST batches and realtime
-//! `send`: check the input, commit the batch in one transaction (all or
-//! nothing), and then, still holding the send-order lock so that delivery
-//! order is commit order, broadcast each new message (serialized once), emit
-//! `message.sent`, and open notification windows. The broadcast runs on a
-//! runtime thread, not on the database's blocking thread: waking 10,000
-//! connection tasks from outside the runtime made send-to-ack p50 58 ms at
-//! 10,000 guests x 5 msg/s; from inside it, 10 ms. An idempotency-key replay
-//! returns the original message and does none of that again.
+//! `send`: check the input, store the batch (all or nothing) inside the
+//! group-commit writer's transaction ([`crate::writer`]), and after the
+//! commit broadcast every new message of the group commit in one hub pass
+//! (each serialized once), emit `message.sent`, and open notification
+//! windows. The broadcast runs on a runtime thread, not on the database's
+//! blocking thread: waking 10,000 connection tasks from outside the runtime
+//! made send-to-ack p50 58 ms at 10,000 guests x 5 msg/s; from inside it,
+//! 10 ms. An idempotency-key replay returns the original message and does
+//! none of that again.
 
 use crate::error::ApiError;
 use crate::extract::check_id;
+use crate::hub::{RoomBatch, RoomKey};
 use crate::state::{App, AppState};
 use crate::store;
 use crate::violation::Violation;
 use axum::extract::ws::Utf8Bytes;
+use rusqlite::Connection;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use supergroup_protocol::ErrorCode;
 use supergroup_protocol::frames::{Role, ServerFrame};
 use supergroup_protocol::limits::{MAX_IDEMPOTENCY_KEY_BYTES, MAX_TEXT_CHARS};
-use supergroup_protocol::rest::{Access, Custom, Message, MessageType, NewMessage, Notify, Origin};
+use supergroup_protocol::rest::{
+    Access, Custom, Message, MessageType, NewMessage, Notify, Origin, ParticipantSettings,
+};
 use supergroup_protocol::webhook::{IdRef, MESSAGE_SENT, MessageSent, Sender};
 
 /// One message to store.
@@ -94,13 +100,14 @@ impl Draft {
     }
 }
 
-/// Stores `drafts` in `conv` as one transaction; returns each stored (or
+/// Stores `drafts` in `conv`, all or nothing; returns each stored (or
 /// replayed) message. Items are checked in order, each fully (field rules,
 /// then sender), so the error is that of the first invalid item.
 ///
-/// The work runs in a task of its own: a caller that goes away (a REST client
-/// that disconnects mid-request drops its handler) cannot cancel it between
-/// the commit and the broadcast, so a stored message is always delivered.
+/// The work is done by the group-commit writer ([`crate::writer`]): once
+/// queued, a caller that goes away (a REST client that disconnects drops its
+/// handler) cannot cancel it between the commit and the broadcast, so a
+/// stored message is always delivered.
 pub async fn store(
     state: &AppState,
     app: &Arc<App>,
@@ -108,69 +115,89 @@ pub async fn store(
     drafts: Vec<Draft>,
     via: Via,
 ) -> Result<Vec<Message>, ApiError> {
-    let (state, app, conv) = (state.clone(), app.clone(), conv.to_string());
-    tokio::spawn(commit_and_deliver(state, app, conv, drafts, via)).await.map_err(ApiError::internal)?
+    crate::writer::wait(state.writer.send(app, conv, drafts, via).await?).await
 }
 
-async fn commit_and_deliver(
-    state: AppState,
+/// Participants per conversation, read once per group commit: only the
+/// writer stores messages, and membership changes do not run inside its
+/// transaction, so they cannot change during one batch.
+#[derive(Default)]
+pub struct MemberCache(HashMap<RoomKey, Option<Arc<Participants>>>);
+
+type Participants = BTreeMap<String, ParticipantSettings>;
+
+impl MemberCache {
+    /// The participants of `conv`, or `None` if it does not exist.
+    fn get(&mut self, c: &Connection, app: &str, conv: &str) -> rusqlite::Result<Option<Arc<Participants>>> {
+        let key = (app.to_string(), conv.to_string());
+        if let Some(found) = self.0.get(&key) {
+            return Ok(found.clone());
+        }
+        let found = match store::get_conv(c, app, conv)? {
+            None => None,
+            Some(_) => Some(Arc::new(store::participants(c, app, conv)?)),
+        };
+        self.0.insert(key, found.clone());
+        Ok(found)
+    }
+}
+
+/// One job's stored messages, for delivery after the commit.
+pub struct Stored {
+    pub app: Arc<App>,
+    /// Every item's message, replays included: the answer.
+    pub out: Vec<Message>,
+    /// The messages stored now (not replays): what is delivered.
+    pub fresh: Vec<Message>,
+    pub participants: Arc<Participants>,
+}
+
+/// Stores one job's drafts inside the writer's transaction (in a savepoint
+/// the writer rolls back on error).
+pub fn store_in(
+    c: &Connection,
+    state: &AppState,
+    members: &mut MemberCache,
     app: Arc<App>,
     conv: String,
     drafts: Vec<Draft>,
     via: Via,
-) -> Result<Vec<Message>, ApiError> {
-    // Held from before the commit until the broadcast is queued, so delivery
-    // order is commit order; the broadcast itself runs on a runtime thread.
-    let _order = state.send_order.lock().await;
-    let (state2, app2) = (state.clone(), app.clone());
-    let (out, fresh, participants) = state
-        .db
-        .call(move |c| -> Result<_, ApiError> {
-            let (state, app) = (state2, app2);
-            let app_id = app.config.id.as_str();
-            let tx = c.transaction()?;
-            if store::get_conv(&tx, app_id, &conv)?.is_none() {
-                return Err(ApiError::conversation_not_found(&conv));
-            }
-            let participants = store::participants(&tx, app_id, &conv)?;
-            let mut out = Vec::with_capacity(drafts.len());
-            let mut fresh = Vec::new();
-            let now = crate::now_ms();
-            for d in drafts {
-                d.check()?;
-                let sender_setting = d.sender.as_ref().and_then(|s| participants.get(s));
-                if let Some(sender) = &d.sender {
-                    sender_may_send(&state, via, sender, sender_setting.map(|p| p.access))?;
-                    store::ensure_user(&tx, app_id, sender, None, now)?;
-                }
-                if let Some(key) = &d.idempotency_key
-                    && let Some(original) = store::find_idempotent(&tx, app_id, &conv, key)?
-                {
-                    out.push(original);
-                    continue;
-                }
-                let msg = Message {
-                    id: new_message_id(),
-                    conversation_id: conv.clone(),
-                    sender_id: d.sender.clone(),
-                    kind: d.kind,
-                    text: d.text,
-                    custom: d.custom,
-                    created_at: now,
-                    origin: if matches!(via, Via::Rest) { Origin::Rest } else { Origin::Realtime },
-                };
-                let msg = store::insert_message(&tx, app_id, msg, d.idempotency_key.as_deref(), now)?;
-                out.push(msg.clone());
-                fresh.push(msg);
-            }
-            tx.commit()?;
-            Ok((out, fresh, participants))
-        })
-        .await?;
-    for msg in &fresh {
-        deliver(&state, &app, msg, &participants);
+) -> Result<Stored, ApiError> {
+    let app_id = app.config.id.as_str();
+    let Some(participants) = members.get(c, app_id, &conv)? else {
+        return Err(ApiError::conversation_not_found(&conv));
+    };
+    let mut out = Vec::with_capacity(drafts.len());
+    let mut fresh = Vec::new();
+    let now = crate::now_ms();
+    for d in drafts {
+        d.check()?;
+        let sender_setting = d.sender.as_ref().and_then(|s| participants.get(s));
+        if let Some(sender) = &d.sender {
+            sender_may_send(state, via, sender, sender_setting.map(|p| p.access))?;
+            store::ensure_user(c, app_id, sender, None, now)?;
+        }
+        if let Some(key) = &d.idempotency_key
+            && let Some(original) = store::find_idempotent(c, app_id, &conv, key)?
+        {
+            out.push(original);
+            continue;
+        }
+        let msg = Message {
+            id: new_message_id(),
+            conversation_id: conv.clone(),
+            sender_id: d.sender.clone(),
+            kind: d.kind,
+            text: d.text,
+            custom: d.custom,
+            created_at: now,
+            origin: if matches!(via, Via::Rest) { Origin::Rest } else { Origin::Realtime },
+        };
+        let msg = store::insert_message(c, app_id, msg, d.idempotency_key.as_deref(), now)?;
+        out.push(msg.clone());
+        fresh.push(msg);
     }
-    Ok(out)
+    Ok(Stored { app, out, fresh, participants })
 }
 
 /// The sender rule for the path the message came in by.
@@ -189,30 +216,77 @@ fn sender_may_send(state: &AppState, via: Via, sender: &str, access: Option<Acce
     }
 }
 
-/// After commit: broadcast, `message.sent`, notification windows.
-fn deliver(
-    state: &AppState,
-    app: &Arc<App>,
-    msg: &Message,
-    participants: &std::collections::BTreeMap<String, supergroup_protocol::rest::ParticipantSettings>,
-) {
-    let room = app.room(&msg.conversation_id);
-    let frame = ServerFrame::Message { message: msg.clone() };
-    let bytes: Utf8Bytes = serde_json::to_string(&frame).expect("frames serialize").into();
-    state.hub.broadcast(&room, &bytes, None);
+/// After a group commit: broadcast everything in one hub pass (which also
+/// says who of the notification candidates does not have the room open, under
+/// the same lock), then `message.sent` and notification windows, per
+/// conversation in commit order.
+pub fn deliver(state: &AppState, stored: &[&Stored]) {
+    // Rooms in order of first appearance; each room's messages in commit order.
+    let mut index: HashMap<RoomKey, usize> = HashMap::new();
+    let mut rooms: Vec<RoomMessages<'_>> = Vec::new();
+    for s in stored {
+        for msg in &s.fresh {
+            let key = s.app.room(&msg.conversation_id);
+            let i = *index.entry(key.clone()).or_insert_with(|| {
+                rooms.push(RoomMessages { key, frames: Vec::new(), messages: Vec::new(), notify: Vec::new() });
+                rooms.len() - 1
+            });
+            let frame = ServerFrame::Message { message: msg.clone() };
+            rooms[i].frames.push(serde_json::to_string(&frame).expect("frames serialize").into());
+            rooms[i].messages.push((msg, s));
+            rooms[i].notify.push(notification_candidates(msg, &s.participants));
+        }
+    }
+    let mut batch: Vec<RoomBatch> = rooms
+        .iter_mut()
+        .map(|r| RoomBatch {
+            key: r.key.clone(),
+            frames: std::mem::take(&mut r.frames).into(),
+            notify: std::mem::take(&mut r.notify),
+        })
+        .collect();
+    state.hub.publish(&mut batch);
 
-    let sender = msg.sender_id.as_ref().map(|id| Sender {
-        id: id.clone(),
-        role: if participants.contains_key(id) { Role::Participant } else { Role::Guest },
-    });
-    let data = MessageSent { message: msg.clone(), conversation: IdRef { id: msg.conversation_id.clone() }, sender };
-    state.webhooks.emit(app, MESSAGE_SENT, &data);
+    for (rb, room) in batch.into_iter().zip(rooms) {
+        for ((msg, s), recipients) in room.messages.into_iter().zip(rb.notify) {
+            let app = &s.app;
+            let sender = msg.sender_id.as_ref().map(|id| Sender {
+                id: id.clone(),
+                role: if s.participants.contains_key(id) { Role::Participant } else { Role::Guest },
+            });
+            let data =
+                MessageSent { message: msg.clone(), conversation: IdRef { id: msg.conversation_id.clone() }, sender };
+            state.webhooks.emit(app, MESSAGE_SENT, &data);
+            if msg.kind != MessageType::UserMessage {
+                continue;
+            }
+            crate::notifier::add(state, app, msg, recipients, false);
+            if state.violates(Violation::GuestNotified) {
+                let sender = msg.sender_id.as_deref();
+                let guests = state.hub.guests(&room.key).into_iter().filter(|g| Some(g.as_str()) != sender).collect();
+                crate::notifier::add(state, app, msg, guests, true);
+            }
+        }
+    }
+}
 
+/// One room's share of a group commit while [`deliver`] builds it.
+struct RoomMessages<'a> {
+    key: RoomKey,
+    frames: Vec<Utf8Bytes>,
+    /// Each message with the job that stored it, in commit order.
+    messages: Vec<(&'a Message, &'a Stored)>,
+    notify: Vec<Vec<String>>,
+}
+
+/// Participants a UserMessage may notify, by their settings (the "has it
+/// open" filter is applied by the hub); none for a SystemMessage.
+fn notification_candidates(msg: &Message, participants: &Participants) -> Vec<String> {
     if msg.kind != MessageType::UserMessage {
-        return;
+        return Vec::new();
     }
     let sender = msg.sender_id.as_deref();
-    let recipients: Vec<String> = participants
+    participants
         .iter()
         .filter(|(user, _)| Some(user.as_str()) != sender)
         .filter(|(user, p)| match p.notify {
@@ -220,14 +294,8 @@ fn deliver(
             Notify::Off => false,
             Notify::MentionsOnly => msg.text.contains(&format!("@{user}")),
         })
-        .filter(|(user, _)| !state.hub.user_has_open(&room, user))
         .map(|(user, _)| user.clone())
-        .collect();
-    crate::notifier::add(state, app, msg, recipients, false);
-    if state.violates(Violation::GuestNotified) {
-        let guests = state.hub.guests(&room).into_iter().filter(|g| Some(g.as_str()) != sender).collect();
-        crate::notifier::add(state, app, msg, guests, true);
-    }
+        .collect()
 }
 
 /// `msg_` and 20 random alphanumerics.

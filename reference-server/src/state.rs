@@ -1,5 +1,6 @@
 //! The shared state every handler sees: a cheap-clone [`AppState`] handle
-//! over one [`Shared`] (apps, database, hub, notifier, webhooks, shutdown).
+//! over one [`Shared`] (apps, database, group-commit writer, hub, notifier,
+//! webhooks, shutdown).
 
 use crate::config::{AppConfig, Config};
 use crate::hub::{Hub, RoomKey};
@@ -7,6 +8,7 @@ use crate::notifier::Notifier;
 use crate::store::Db;
 use crate::violation::Violation;
 use crate::webhooks::Webhooks;
+use crate::writer::Writer;
 use std::collections::HashMap;
 use std::ops::Deref;
 use std::sync::{Arc, Mutex};
@@ -40,13 +42,13 @@ impl App {
 pub struct Shared {
     pub apps: HashMap<String, Arc<App>>,
     pub db: Db,
-    pub hub: Hub,
+    /// The group-commit writer: every message and every user created on connect.
+    pub writer: Writer,
+    /// Shared with each connection's presence guard, which leaves its rooms on drop.
+    pub hub: Arc<Hub>,
     pub notifier: Notifier,
     pub webhooks: Webhooks,
     pub config: Config,
-    /// Serializes "commit a message, then queue its broadcast", so every
-    /// connection sees a conversation's messages in commit order.
-    pub send_order: tokio::sync::Mutex<()>,
     /// Cancelled when the server shuts down; every realtime connection watches it.
     pub shutdown: CancellationToken,
     /// Tracks realtime connection tasks so shutdown can wait for them.
@@ -67,7 +69,8 @@ impl Deref for AppState {
 }
 
 impl AppState {
-    /// Opens the database, loads registered webhooks and starts the webhook sender.
+    /// Opens the database, loads registered webhooks and starts the webhook
+    /// sender and the writer (stop it with `writer.stop()`).
     pub async fn build(config: Config) -> anyhow::Result<AppState> {
         let db = Db::open(&config.db)?;
         let stored = db.call(|c| crate::store::load_webhooks(c)).await?;
@@ -76,18 +79,21 @@ impl AppState {
             let webhook = stored.iter().find(|(id, _)| id == &app.id).map(|(_, reg)| reg.clone());
             apps.insert(app.id.clone(), Arc::new(App { config: app.clone(), webhook: Mutex::new(webhook) }));
         }
-        Ok(AppState(Arc::new(Shared {
+        let (writer, queue) = Writer::new();
+        let state = AppState(Arc::new(Shared {
             apps,
             db,
-            hub: Hub::default(),
+            writer,
+            hub: Arc::default(),
             notifier: Notifier::new(std::time::Duration::from_millis(config.notification_delay_ms)),
             webhooks: Webhooks::start(),
             config,
-            send_order: tokio::sync::Mutex::new(()),
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
             user_connections: Default::default(),
-        })))
+        }));
+        crate::writer::start(state.clone(), queue);
+        Ok(state)
     }
 
     /// Whether the server breaks `v` on purpose.

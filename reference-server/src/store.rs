@@ -2,9 +2,9 @@
 //! `rusqlite::Connection`. [`Db`] is the cheap-clone handle the rest of the
 //! server holds: one connection behind a std `Mutex`, used only from
 //! `spawn_blocking` threads, so no lock is ever held across an `.await`.
-//! One connection means writes are serialized; the order of broadcasts is kept
-//! by [`crate::messaging`], which holds its send-order lock from commit to
-//! broadcast.
+//! One connection means writes are serialized. Messages and users created on
+//! connect are written by the group-commit writer ([`crate::writer`]), many
+//! jobs per transaction; it also keeps the order of broadcasts (commit order).
 //!
 //! Durability: WAL journal with `synchronous=FULL`; a write returns only after
 //! its commit, and only then does anyone acknowledge it.

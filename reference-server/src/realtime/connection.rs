@@ -2,8 +2,16 @@
 //! them in order, and writes whatever the hub or its own replies queued. A
 //! single task (no separate writer) keeps an idle connection small.
 //!
+//! Pipelining: a `send` is queued to the group-commit writer and the
+//! connection reads on; replies wait in a FIFO ([`FuturesOrdered`]) so they
+//! go out in the order of the frames they answer (SG-RT-2), a ready reply
+//! behind a pending ack included. At most [`MAX_IN_FLIGHT`] replies may be
+//! pending; at that bound the connection stops reading its socket until the
+//! oldest is answered (backpressure, not an error; SPEC.md 10.1).
+//!
 //! Writing: every frame already queued is fed to the socket before one flush,
-//! so a burst costs one syscall per connection rather than one per frame.
+//! so a burst (a whole group commit arrives as one queue item) costs one
+//! syscall per connection rather than one per frame.
 //!
 //! A slow consumer is a peer that does not read: first the kernel's socket
 //! buffers fill, then our writes stall, then the outbound queue overflows.
@@ -24,11 +32,12 @@
 //! frames already handled, broadcasts) are written before the 1001 close,
 //! for at most [`FLUSH_ON_SHUTDOWN`].
 
-use super::handler::Handler;
-use crate::hub::Outbox;
+use super::handler::{Answer, Handler, Pending};
+use crate::hub::{Frames, Outbox};
 use crate::state::{App, AppState};
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use futures_util::SinkExt;
+use futures_util::stream::FuturesOrdered;
+use futures_util::{SinkExt, StreamExt};
 use std::sync::Arc;
 use std::time::Duration;
 use supergroup_protocol::frames::close;
@@ -39,10 +48,15 @@ const WRITE_STALL: Duration = Duration::from_secs(10);
 const BATCH: usize = 256;
 /// How long a shutting-down connection may spend writing its queued frames before the 1001 close.
 const FLUSH_ON_SHUTDOWN: Duration = Duration::from_secs(2);
+/// Replies of one connection waiting for the writer, at most (SPEC.md 10.1):
+/// at this bound the connection stops reading until the oldest is answered.
+pub const MAX_IN_FLIGHT: usize = 32;
 
 pub async fn run(state: AppState, app: Arc<App>, user: String, mut socket: WebSocket) {
     let (outbox, mut rx, slow) = Outbox::new(&user, state.config.outbound_queue);
+    let replies = outbox.clone();
     let mut handler = Handler::new(state.clone(), app, outbox);
+    let mut pending: FuturesOrdered<Pending> = FuturesOrdered::new();
     // Both signals are awaited through futures made once and pinned here: a
     // fresh `cancelled()` or `notified()` per loop turn would register with the
     // server-wide token (one lock for every connection) on every frame written.
@@ -69,6 +83,7 @@ pub async fn run(state: AppState, app: Arc<App>, user: String, mut socket: WebSo
             },
             // The futures of writing and handling are boxed: they exist only while
             // busy, so an idle connection's task stays small.
+            Some(reply) = pending.next(), if !pending.is_empty() => replies.push(reply),
             Some(first) = rx.recv() => {
                 let write = Box::pin(write_batch(&mut socket, first, &mut rx));
                 // No shutdown arm here: a batch taken from the queue is written
@@ -83,13 +98,16 @@ pub async fn run(state: AppState, app: Arc<App>, user: String, mut socket: WebSo
                     },
                 }
             }
-            incoming = socket.recv() => {
+            incoming = socket.recv(), if pending.len() < MAX_IN_FLIGHT => {
                 // Anything from the client, a pong included, proves it alive.
                 idle_deadline.as_mut().reset(tokio::time::Instant::now() + idle);
                 match incoming {
                     None | Some(Ok(Message::Close(_))) => break None,
-                    Some(Ok(Message::Text(text))) => Box::pin(handler.on_text(text.as_str())).await,
-                    Some(Ok(Message::Binary(_))) => handler.on_binary(),
+                    Some(Ok(Message::Text(text))) => {
+                        let answer = Box::pin(handler.on_text(text.as_str())).await;
+                        queue_answer(answer, &mut pending, &replies);
+                    }
+                    Some(Ok(Message::Binary(_))) => queue_answer(handler.on_binary(), &mut pending, &replies),
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                     Some(Err(e)) if is_too_big(&e) => break Some((close::TOO_BIG, "frame over 65536 bytes")),
                     Some(Err(_)) => break None,
@@ -97,12 +115,20 @@ pub async fn run(state: AppState, app: Arc<App>, user: String, mut socket: WebSo
             }
         }
     };
-    handler.leave_all();
+    // Leaves every conversation (the handler's presence guard does it on drop,
+    // also when this task panics).
+    drop(handler);
     if let Some((close::GOING_AWAY, _)) = closing {
-        // Acks of frames already handled go out before the close (bounded).
+        // Acks of frames already handled (those still being committed
+        // included) go out before the close (bounded).
         let flush = async {
-            while let Ok(frame) = rx.try_recv() {
-                socket.feed(Message::Text(frame)).await?;
+            while let Some(reply) = pending.next().await {
+                replies.push(reply);
+            }
+            while let Ok(frames) = rx.try_recv() {
+                for frame in frames.as_slice() {
+                    socket.feed(Message::Text(frame.clone())).await?;
+                }
             }
             socket.flush().await
         };
@@ -111,6 +137,17 @@ pub async fn run(state: AppState, app: Arc<App>, user: String, mut socket: WebSo
     if let Some((code, reason)) = closing {
         let frame = Message::Close(Some(CloseFrame { code, reason: reason.into() }));
         let _ = tokio::time::timeout(WRITE_STALL, socket.send(frame)).await;
+    }
+}
+
+/// Puts a frame's answer out in frame order: straight to the outbox when no
+/// earlier reply is pending, otherwise behind the pending ones.
+fn queue_answer(answer: Answer, pending: &mut FuturesOrdered<Pending>, replies: &Outbox) {
+    match answer {
+        Answer::Nothing => {}
+        Answer::Now(frame) if pending.is_empty() => replies.push(frame),
+        Answer::Now(frame) => pending.push_back(Box::pin(std::future::ready(frame))),
+        Answer::Later(reply) => pending.push_back(reply),
     }
 }
 
@@ -123,18 +160,19 @@ enum Written {
     Failed,
 }
 
-/// Feeds `first` and everything else already queued (up to [`BATCH`]), then flushes once.
-async fn write_batch(
-    socket: &mut WebSocket,
-    first: axum::extract::ws::Utf8Bytes,
-    rx: &mut tokio::sync::mpsc::Receiver<axum::extract::ws::Utf8Bytes>,
-) -> Written {
+/// Feeds `first` and everything else already queued (items are taken while
+/// fewer than [`BATCH`] frames were fed), then flushes once.
+async fn write_batch(socket: &mut WebSocket, first: Frames, rx: &mut tokio::sync::mpsc::Receiver<Frames>) -> Written {
     let write = async {
-        socket.feed(Message::Text(first)).await?;
-        for _ in 1..BATCH {
-            match rx.try_recv() {
-                Ok(next) => socket.feed(Message::Text(next)).await?,
-                Err(_) => break,
+        let mut fed = 0;
+        let mut item = Some(first);
+        while let Some(frames) = item.take() {
+            for frame in frames.as_slice() {
+                socket.feed(Message::Text(frame.clone())).await?;
+            }
+            fed += frames.as_slice().len();
+            if fed < BATCH {
+                item = rx.try_recv().ok();
             }
         }
         socket.flush().await

@@ -1,6 +1,16 @@
 //! What each client frame does. Frames of one connection are handled in
-//! order; every reply and error goes through the connection's own outbox, so
-//! it is ordered with the broadcasts the connection receives.
+//! order, and each yields its [`Answer`]: nothing, a reply ready now, or (for
+//! `send`) a reply that comes once the group-commit writer has stored the
+//! message. The connection keeps reading while sends are committed and puts
+//! the answers out in frame order (SG-RT-2), through its own outbox, so they
+//! are ordered with the broadcasts the connection receives.
+//!
+//! `open` checks, in order: the id, then whether this connection already has
+//! the conversation open (answered `opened` with the role it holds, before
+//! any other check: SG-RT-16), then SPEC.md's decision list. Membership is
+//! read and then registered in the hub under a membership epoch, so a
+//! participant or conversation DELETE landing in between makes the
+//! registration stale and the decision is taken again (see [`crate::hub`]).
 //!
 //! Parsing: text that is not JSON, an unknown `type`, a wrong shape or a
 //! binary frame get an `invalid_frame` error frame (with the `ref`, when the
@@ -8,14 +18,17 @@
 
 use crate::error::ApiError;
 use crate::extract::check_id;
-use crate::hub::{Opened, Outbox, RoomKey};
+use crate::hub::{Opened, Outbox, Presence, RoomKey};
 use crate::membership::encode;
-use crate::messaging::{self, Draft, Via};
+use crate::messaging::{Draft, Via};
 use crate::state::{App, AppState};
 use crate::store;
 use crate::transport::Bucket;
 use crate::violation::Violation;
+use axum::extract::ws::Utf8Bytes;
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use supergroup_protocol::ErrorCode;
 use supergroup_protocol::frames::{ClientFrame, Role, ServerFrame, Ui};
@@ -30,14 +43,36 @@ struct Facts {
     read_only: Vec<String>,
 }
 
+/// How many times `open` reads membership again when an eviction made its
+/// registration stale, before answering `internal`.
+const OPEN_ATTEMPTS: usize = 8;
+
+/// A reply that is not ready yet: the ack (or error) of a `send` being committed.
+pub type Pending = Pin<Box<dyn Future<Output = Utf8Bytes> + Send>>;
+
+/// What one client frame is answered with.
+pub enum Answer {
+    /// No reply (`typing`, `read`).
+    Nothing,
+    /// A reply ready now.
+    Now(Utf8Bytes),
+    /// A reply ready once the writer has answered.
+    Later(Pending),
+}
+
+fn error_frame(reference: Option<String>, e: ApiError) -> Utf8Bytes {
+    encode(&ServerFrame::Error { reference, code: e.code.as_str().into(), message: e.message })
+}
+
 /// The per-connection frame handler.
 pub struct Handler {
     state: AppState,
     app: Arc<App>,
     out: Outbox,
-    /// Conversations this connection opened, so it can leave them on the way out
-    /// (at most `--max-open-per-connection`).
-    opened: Vec<RoomKey>,
+    /// What this connection has open (at most `--max-open-per-connection`);
+    /// dropping the handler (however the connection task ends, a panic
+    /// included) leaves all of it.
+    presence: Presence,
     /// `send` frames this connection may still make (`--send-rate`, `--send-burst`).
     send_bucket: Bucket,
     /// Typing fan-outs per open conversation (`--typing-rate`); an entry
@@ -47,41 +82,35 @@ pub struct Handler {
 
 impl Handler {
     pub fn new(state: AppState, app: Arc<App>, out: Outbox) -> Handler {
+        let presence = Presence::new(state.hub.clone(), out.id);
         let send_bucket = Bucket::full(state.config.transport.send_burst);
-        Handler { state, app, out, opened: Vec::new(), send_bucket, typing: HashMap::new() }
+        Handler { state, app, out, presence, send_bucket, typing: HashMap::new() }
     }
 
-    fn reply(&self, frame: &ServerFrame) {
-        self.out.push(encode(frame));
+    pub fn on_binary(&self) -> Answer {
+        let e = ApiError::new(ErrorCode::InvalidFrame, "binary frames are not part of the protocol");
+        Answer::Now(error_frame(None, e))
     }
 
-    fn error(&self, reference: Option<String>, e: ApiError) {
-        self.reply(&ServerFrame::Error { reference, code: e.code.as_str().into(), message: e.message });
-    }
-
-    pub fn on_binary(&self) {
-        self.error(None, ApiError::new(ErrorCode::InvalidFrame, "binary frames are not part of the protocol"));
-    }
-
-    pub async fn on_text(&mut self, text: &str) {
+    pub async fn on_text(&mut self, text: &str) -> Answer {
+        let invalid = |reference, message: String| {
+            Answer::Now(error_frame(reference, ApiError::new(ErrorCode::InvalidFrame, message)))
+        };
         let value: serde_json::Value = match serde_json::from_str(text) {
             Ok(v) => v,
-            Err(e) => return self.error(None, ApiError::new(ErrorCode::InvalidFrame, format!("not JSON: {e}"))),
+            Err(e) => return invalid(None, format!("not JSON: {e}")),
         };
         if !value.is_object() {
-            return self.error(None, ApiError::new(ErrorCode::InvalidFrame, "a frame is a JSON object"));
+            return invalid(None, "a frame is a JSON object".into());
         }
         let reference = match value.get("ref") {
             None | Some(serde_json::Value::Null) => None,
             Some(serde_json::Value::String(r)) if r.len() <= MAX_REF_BYTES => Some(r.clone()),
-            Some(_) => {
-                let msg = format!("ref must be a string of at most {MAX_REF_BYTES} bytes");
-                return self.error(None, ApiError::new(ErrorCode::InvalidFrame, msg));
-            }
+            Some(_) => return invalid(None, format!("ref must be a string of at most {MAX_REF_BYTES} bytes")),
         };
         let frame: ClientFrame = match serde_json::from_value(value) {
             Ok(f) => f,
-            Err(e) => return self.error(reference, ApiError::new(ErrorCode::InvalidFrame, e.to_string())),
+            Err(e) => return invalid(reference, e.to_string()),
         };
         let result = match frame {
             ClientFrame::Open { conversation_id, ui, as_guest, .. } => {
@@ -91,12 +120,12 @@ impl Handler {
             ClientFrame::Send { conversation_id, text, custom, idempotency_key, .. } => {
                 self.send(reference.clone(), &conversation_id, text, custom, idempotency_key).await
             }
-            ClientFrame::Typing { conversation_id, is_typing, .. } => self.typing(&conversation_id, is_typing).await,
-            ClientFrame::Read { conversation_id, .. } => self.read(&conversation_id).await,
+            ClientFrame::Typing { conversation_id, is_typing, .. } => {
+                self.typing(&conversation_id, is_typing).await.map(|()| Answer::Nothing)
+            }
+            ClientFrame::Read { conversation_id, .. } => self.read(&conversation_id).await.map(|()| Answer::Nothing),
         };
-        if let Err(e) = result {
-            self.error(reference, e);
-        }
+        result.unwrap_or_else(|e| Answer::Now(error_frame(reference, e)))
     }
 
     /// What `open` needs to know of a conversation, or `conversation_not_found`.
@@ -117,65 +146,98 @@ impl Handler {
         found.ok_or_else(|| ApiError::conversation_not_found(conv))
     }
 
-    async fn open(&mut self, reference: Option<String>, conv: &str, ui: Ui, as_guest: bool) -> Result<(), ApiError> {
-        let facts = self.facts(conv).await?;
-        let is_participant = facts.participants.iter().any(|u| **u == *self.out.user);
-        let role = if is_participant { Role::Participant } else { Role::Guest };
-        if role == Role::Guest {
-            if !as_guest {
-                return Err(ApiError::new(
-                    ErrorCode::NotAParticipant,
-                    "you are not a participant; open with asGuest true to join as a guest",
-                ));
-            }
-            if ui == Ui::Inbox && !self.state.violates(Violation::GuestInboxAllowed) {
-                return Err(ApiError::new(
-                    ErrorCode::GuestInboxNotAllowed,
-                    "guests open conversations in a chatbox or popup, not the inbox",
-                ));
-            }
-            if !facts.guest_access {
-                return Err(ApiError::new(ErrorCode::GuestAccessDisabled, "this conversation does not admit guests"));
-            }
-        }
-        let room = self.app.room(conv);
-        let max_open = self.state.config.transport.max_open_per_connection;
-        if self.opened.len() >= max_open && !self.opened.contains(&room) {
-            let why = format!("this connection already has {max_open} conversations open; close one first");
-            return Err(ApiError::new(ErrorCode::TooManyOpen, why));
-        }
-        let limit = (!self.state.violates(Violation::GuestLimitOff)).then(|| self.app.config.guest_limit());
-        let role = match self.state.hub.open(&room, &self.out, role, limit) {
-            Opened::New(role) => {
-                self.opened.push(room.clone());
-                role
-            }
-            Opened::Already(role) => role,
-            Opened::GuestLimitReached => {
-                return Err(ApiError::new(
-                    ErrorCode::GuestLimitReached,
-                    format!("{} guests already have this conversation open", self.app.config.guest_limit()),
-                ));
-            }
-        };
-        let mut members = facts.participants;
-        if self.state.violates(Violation::GuestInMemberList) {
-            let guests: Vec<String> =
-                self.state.hub.guests(&room).into_iter().filter(|g| !members.contains(g)).collect();
-            members.extend(guests);
-        }
-        self.reply(&ServerFrame::Opened { reference, conversation_id: conv.into(), role, participants: members });
-        Ok(())
-    }
-
-    fn close(&mut self, reference: Option<String>, conv: &str) -> Result<(), ApiError> {
+    async fn open(
+        &mut self,
+        reference: Option<String>,
+        conv: &str,
+        ui: Ui,
+        as_guest: bool,
+    ) -> Result<Answer, ApiError> {
         check_id("conversationId", conv)?;
         let room = self.app.room(conv);
-        self.state.hub.close(&room, self.out.id);
-        self.opened.retain(|k| k != &room);
+        if let Some(role) = self.state.hub.role_of(&room, self.out.id) {
+            let facts = self.facts(conv).await?;
+            return Ok(self.opened(reference, conv, &room, role, facts.participants));
+        }
+        for _ in 0..OPEN_ATTEMPTS {
+            let epoch = self.state.hub.epoch(&room);
+            let facts = self.facts(conv).await?;
+            let role = self.admit(&facts, ui, as_guest)?;
+            let max_open = self.state.config.transport.max_open_per_connection;
+            if self.presence.len() >= max_open {
+                let why = format!("this connection already has {max_open} conversations open; close one first");
+                return Err(ApiError::new(ErrorCode::TooManyOpen, why));
+            }
+            let limit = (!self.state.violates(Violation::GuestLimitOff)).then(|| self.app.config.guest_limit());
+            let role = match self.state.hub.open(&room, &self.out, role, limit, epoch) {
+                Opened::New(role) => {
+                    self.presence.opened(&room);
+                    role
+                }
+                Opened::Already(role) => role,
+                Opened::Stale => continue,
+                Opened::GuestLimitReached => {
+                    return Err(ApiError::new(
+                        ErrorCode::GuestLimitReached,
+                        format!("{} guests already have this conversation open", self.app.config.guest_limit()),
+                    ));
+                }
+            };
+            return Ok(self.opened(reference, conv, &room, role, facts.participants));
+        }
+        Err(ApiError::internal(format!("membership of `{conv}` kept changing during {OPEN_ATTEMPTS} opens")))
+    }
+
+    /// The role `open` gives this user, or why it refuses (SPEC.md 10.3, steps 2 to 5).
+    fn admit(&self, facts: &Facts, ui: Ui, as_guest: bool) -> Result<Role, ApiError> {
+        if facts.participants.iter().any(|u| **u == *self.out.user) {
+            return Ok(Role::Participant);
+        }
+        if !as_guest {
+            return Err(ApiError::new(
+                ErrorCode::NotAParticipant,
+                "you are not a participant; open with asGuest true to join as a guest",
+            ));
+        }
+        if ui == Ui::Inbox && !self.state.violates(Violation::GuestInboxAllowed) {
+            return Err(ApiError::new(
+                ErrorCode::GuestInboxNotAllowed,
+                "guests open conversations in a chatbox or popup, not the inbox",
+            ));
+        }
+        if !facts.guest_access {
+            return Err(ApiError::new(ErrorCode::GuestAccessDisabled, "this conversation does not admit guests"));
+        }
+        Ok(Role::Guest)
+    }
+
+    /// The `opened` reply.
+    fn opened(
+        &self,
+        reference: Option<String>,
+        conv: &str,
+        room: &RoomKey,
+        role: Role,
+        mut members: Vec<String>,
+    ) -> Answer {
+        if self.state.violates(Violation::GuestInMemberList) {
+            let guests: Vec<String> =
+                self.state.hub.guests(room).into_iter().filter(|g| !members.contains(g)).collect();
+            members.extend(guests);
+        }
+        Answer::Now(encode(&ServerFrame::Opened {
+            reference,
+            conversation_id: conv.into(),
+            role,
+            participants: members,
+        }))
+    }
+
+    fn close(&mut self, reference: Option<String>, conv: &str) -> Result<Answer, ApiError> {
+        check_id("conversationId", conv)?;
+        self.presence.close(&self.app.room(conv));
         self.typing.remove(conv);
-        self.reply(&ServerFrame::Closed { reference, conversation_id: conv.into() });
-        Ok(())
+        Ok(Answer::Now(encode(&ServerFrame::Closed { reference, conversation_id: conv.into() })))
     }
 
     /// The role this connection holds in `conv`, or the reason it may not act there.
@@ -194,7 +256,7 @@ impl Handler {
         text: String,
         custom: Option<Custom>,
         idempotency_key: Option<String>,
-    ) -> Result<(), ApiError> {
+    ) -> Result<Answer, ApiError> {
         let draft = Draft {
             sender: Some(self.out.user.to_string()),
             kind: MessageType::UserMessage,
@@ -215,10 +277,18 @@ impl Handler {
             return Err(ApiError::new(ErrorCode::ReadOnly, "you have Read access to this conversation"));
         }
         draft.check_content()?;
-        let stored = messaging::store(&self.state, &self.app, conv, vec![draft], Via::Realtime(role)).await?;
-        let msg = stored.into_iter().next().expect("one draft, one message");
-        self.reply(&ServerFrame::Ack { reference, message_id: msg.id, created_at: msg.created_at });
-        Ok(())
+        // Queued now; the ack follows the commit, while this connection reads on.
+        let answer = self.state.writer.send(&self.app, conv, vec![draft], Via::Realtime(role)).await?;
+        Ok(Answer::Later(Box::pin(async move {
+            let frame = match crate::writer::wait(answer).await {
+                Ok(stored) => {
+                    let msg = stored.into_iter().next().expect("one draft, one message");
+                    ServerFrame::Ack { reference, message_id: msg.id, created_at: msg.created_at }
+                }
+                Err(e) => ServerFrame::Error { reference, code: e.code.as_str().into(), message: e.message },
+            };
+            encode(&frame)
+        })))
     }
 
     async fn typing(&mut self, conv: &str, is_typing: bool) -> Result<(), ApiError> {
@@ -243,13 +313,5 @@ impl Handler {
         // For a guest (not a participant) this updates nothing: a silent no-op.
         self.state.db.call(move |db| store::mark_read(db, &app_id, &c, &u)).await?;
         Ok(())
-    }
-
-    /// Leaves every conversation this connection had open.
-    pub fn leave_all(&mut self) {
-        for room in self.opened.drain(..) {
-            self.state.hub.close(&room, self.out.id);
-        }
-        self.typing.clear();
     }
 }

@@ -21,7 +21,6 @@ pub use user_cap::{UserConnections, UserSlot};
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::store;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{RawQuery, State};
@@ -63,10 +62,9 @@ pub async fn upgrade(
         let why = format!("this user already holds {limit} realtime connections");
         return ApiError::new(ErrorCode::TooManyConnections, why).into_response();
     };
-    let (app_id, user, name) = (app.config.id.clone(), claims.sub.clone(), claims.name.clone());
-    let created = state.db.call(move |c| store::ensure_user(c, &app_id, &user, name.as_deref(), crate::now_ms())).await;
-    if let Err(e) = created {
-        return ApiError::internal(e).into_response();
+    // Through the group-commit writer: a connect storm is a few commits, not one fsync per user.
+    if let Err(e) = state.writer.ensure_user(&app.config.id, &claims.sub, claims.name.clone()).await {
+        return e.into_response();
     }
     let tracker = state.tracker.clone();
     ws.read_buffer_size(READ_BUFFER)

@@ -21,6 +21,7 @@ mod limits;
 mod openapi;
 mod realtime;
 mod rest_api;
+mod send_path;
 mod typing;
 mod user_conversations;
 mod webhooks;

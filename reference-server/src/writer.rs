@@ -1,0 +1,235 @@
+//! Group commit ("smart batching"): one writer task stores every message and
+//! every user created on connect. It drains its bounded queue with
+//! `recv_many`, stores everything it took in ONE transaction (one fsync),
+//! hands the stored messages to the hub in one call (one wake per connection,
+//! see [`crate::hub`]), and only then answers every job. No timer and no knob:
+//! when the server is idle a batch is one job; under load batches grow by
+//! themselves while the previous commit's fsync runs.
+//!
+//! Isolation: each job runs inside its own SAVEPOINT of the big transaction.
+//! A job that fails (a refused REST batch item, a missing conversation) is
+//! rolled back to its savepoint and answered with its own error; the other
+//! jobs of the batch still commit. A REST batch is one job, so it stays all or
+//! nothing. If the COMMIT itself fails, every job of the batch gets `internal`
+//! and nothing of the batch was stored.
+//!
+//! Ordering: one writer, one batch at a time, and each batch is published to
+//! the hub before the next is committed, so delivery order is commit order in
+//! every conversation. A job waits behind at most the batch being committed
+//! when it arrived (one group-commit round), whatever conversations that
+//! batch is about.
+//!
+//! Durability: `synchronous=FULL` (see [`crate::store`]); a job is answered
+//! only after its COMMIT returned, so an ack means the data survives kill -9.
+
+use crate::error::ApiError;
+use crate::messaging::{self, Draft, Stored, Via};
+use crate::state::{App, AppState};
+use crate::store;
+use std::sync::Arc;
+use supergroup_protocol::rest::Message;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+/// Jobs waiting for the writer, at most. Policy when full: the submitter
+/// waits for room (backpressure: a REST request waits, a realtime connection
+/// stops reading its socket); nothing is refused or dropped. 4,096 jobs of at
+/// most 10 messages of at most 64 KiB bound the queue's payload.
+pub const QUEUE: usize = 4096;
+
+/// Jobs stored by one group commit, at most: bounds one transaction (and one
+/// hub pass) to 512 jobs, 5,120 messages.
+pub const MAX_JOBS: usize = 512;
+
+/// What the submitter gets back once its job is committed (or refused).
+pub type Answer<T> = oneshot::Receiver<Result<T, ApiError>>;
+
+/// One unit of work, with the channel its answer goes to.
+enum Job {
+    /// A REST batch or one realtime `send`, for one conversation.
+    Send {
+        app: Arc<App>,
+        conv: String,
+        drafts: Vec<Draft>,
+        via: Via,
+        done: oneshot::Sender<Result<Vec<Message>, ApiError>>,
+    },
+    /// Create `user` if unknown (a realtime connect).
+    User { app: String, user: String, name: Option<String>, done: oneshot::Sender<Result<(), ApiError>> },
+}
+
+/// The handle: queue jobs, stop the task.
+#[derive(Clone)]
+pub struct Writer {
+    tx: mpsc::Sender<Job>,
+    /// Asks the task to store what is queued and stop.
+    stop: CancellationToken,
+    /// Cancelled by the task when it has stopped.
+    stopped: CancellationToken,
+}
+
+/// The receiving end, until [`start`] hands it to the task.
+pub struct Queue(mpsc::Receiver<Job>);
+
+impl Writer {
+    /// A writer and its queue; [`start`] runs it once the state exists.
+    pub fn new() -> (Writer, Queue) {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        (Writer { tx, stop: CancellationToken::new(), stopped: CancellationToken::new() }, Queue(rx))
+    }
+
+    async fn submit(&self, job: Job) -> Result<(), ApiError> {
+        self.tx.send(job).await.map_err(|_| ApiError::internal("the writer has stopped"))
+    }
+
+    /// Queues messages for `conv`; the answer comes after their commit (or refusal).
+    pub async fn send(
+        &self,
+        app: &Arc<App>,
+        conv: &str,
+        drafts: Vec<Draft>,
+        via: Via,
+    ) -> Result<Answer<Vec<Message>>, ApiError> {
+        let (done, answer) = oneshot::channel();
+        self.submit(Job::Send { app: app.clone(), conv: conv.into(), drafts, via, done }).await?;
+        Ok(answer)
+    }
+
+    /// Creates `user` in `app` if unknown; returns after the commit.
+    pub async fn ensure_user(&self, app: &str, user: &str, name: Option<String>) -> Result<(), ApiError> {
+        let (done, answer) = oneshot::channel();
+        self.submit(Job::User { app: app.into(), user: user.into(), name, done }).await?;
+        wait(answer).await
+    }
+
+    /// Stores everything already queued, then stops the task; resolves when it has.
+    pub async fn stop(&self) {
+        self.stop.cancel();
+        self.stopped.cancelled().await;
+    }
+}
+
+/// Waits for a job's answer.
+pub async fn wait<T>(answer: Answer<T>) -> Result<T, ApiError> {
+    answer.await.map_err(|_| ApiError::internal("the writer dropped a job"))?
+}
+
+/// Runs the writer task on the current runtime.
+pub fn start(state: AppState, Queue(mut rx): Queue) {
+    tokio::spawn(async move {
+        let _stopped = state.writer.stopped.clone().drop_guard();
+        let stop = state.writer.stop.clone();
+        let mut jobs = Vec::with_capacity(MAX_JOBS);
+        loop {
+            let n = tokio::select! {
+                biased;
+                n = rx.recv_many(&mut jobs, MAX_JOBS) => n,
+                _ = stop.cancelled() => {
+                    // No new jobs; the ones already queued are still stored.
+                    rx.close();
+                    rx.recv_many(&mut jobs, MAX_JOBS).await
+                }
+            };
+            if n == 0 {
+                break;
+            }
+            group_commit(&state, std::mem::take(&mut jobs)).await;
+        }
+    });
+}
+
+/// What one job came to, inside the transaction.
+enum Outcome {
+    Send(Result<Stored, ApiError>),
+    User(Result<(), ApiError>),
+}
+
+impl Outcome {
+    fn is_ok(&self) -> bool {
+        matches!(self, Outcome::Send(Ok(_)) | Outcome::User(Ok(())))
+    }
+}
+
+/// The part of a job the database thread consumes.
+enum Work {
+    Send { app: Arc<App>, conv: String, drafts: Vec<Draft>, via: Via },
+    User { app: String, user: String, name: Option<String> },
+}
+
+/// The part of a job that stays with the task to be answered.
+enum Reply {
+    Send(oneshot::Sender<Result<Vec<Message>, ApiError>>),
+    User(oneshot::Sender<Result<(), ApiError>>),
+}
+
+/// Stores `jobs` in one transaction, publishes them, answers them.
+async fn group_commit(state: &AppState, jobs: Vec<Job>) {
+    let (work, replies): (Vec<Work>, Vec<Reply>) = jobs
+        .into_iter()
+        .map(|job| match job {
+            Job::Send { app, conv, drafts, via, done } => (Work::Send { app, conv, drafts, via }, Reply::Send(done)),
+            Job::User { app, user, name, done } => (Work::User { app, user, name }, Reply::User(done)),
+        })
+        .unzip();
+    let st = state.clone();
+    let committed = state.db.call(move |c| commit(c, &st, work)).await;
+    let outcomes = match committed {
+        Ok(outcomes) => outcomes,
+        Err(e) => {
+            let err = ApiError::internal(format!("group commit failed: {e}"));
+            for reply in replies {
+                match reply {
+                    Reply::Send(done) => {
+                        let _ = done.send(Err(err.clone()));
+                    }
+                    Reply::User(done) => {
+                        let _ = done.send(Err(err.clone()));
+                    }
+                }
+            }
+            return;
+        }
+    };
+    let stored: Vec<&Stored> =
+        outcomes.iter().filter_map(|o| if let Outcome::Send(Ok(s)) = o { Some(s) } else { None }).collect();
+    messaging::deliver(state, &stored);
+    for (outcome, reply) in outcomes.into_iter().zip(replies) {
+        // A submitter that went away (a REST client disconnecting) just misses its answer.
+        match (outcome, reply) {
+            (Outcome::Send(r), Reply::Send(done)) => {
+                let _ = done.send(r.map(|s| s.out));
+            }
+            (Outcome::User(r), Reply::User(done)) => {
+                let _ = done.send(r);
+            }
+            _ => unreachable!("outcomes are built in the order of the work"),
+        }
+    }
+}
+
+/// The database side: one transaction, one savepoint per job.
+fn commit(c: &mut rusqlite::Connection, state: &AppState, work: Vec<Work>) -> rusqlite::Result<Vec<Outcome>> {
+    let mut tx = c.transaction()?;
+    let mut members = messaging::MemberCache::default();
+    let mut outcomes = Vec::with_capacity(work.len());
+    for w in work {
+        let sp = tx.savepoint()?;
+        let outcome = match w {
+            Work::Send { app, conv, drafts, via } => {
+                Outcome::Send(messaging::store_in(&sp, state, &mut members, app, conv, drafts, via))
+            }
+            Work::User { app, user, name } => Outcome::User(
+                store::ensure_user(&sp, &app, &user, name.as_deref(), crate::now_ms()).map(|_| ()).map_err(Into::into),
+            ),
+        };
+        if outcome.is_ok() {
+            sp.commit()?;
+        } else {
+            // The default drop behaviour: roll back to the savepoint, then release it.
+            sp.finish()?;
+        }
+        outcomes.push(outcome);
+    }
+    tx.commit()?;
+    Ok(outcomes)
+}
