@@ -25,6 +25,8 @@ pub struct Cli {
     pub run: RunArgs,
 }
 
+// Parsed once at start-up: the size of the largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a load test (the default subcommand).
@@ -124,6 +126,12 @@ pub struct RunArgs {
     /// No live progress line.
     #[arg(long)]
     pub no_progress: bool,
+    /// Serve the run's live figures at http://ADDR/metrics (Prometheus text), e.g. 127.0.0.1:9464.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Write the run's live figures to FILE, one JSON object per second (schema in loadgen/README.md).
+    #[arg(long, value_name = "FILE")]
+    pub out_jsonl: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -27,7 +27,7 @@
 //! - [`thresholds`]: `fanout.p99<50ms` rules.
 //! - [`report`]: summary.json, report.md, report.html; [`charts`]: plotters SVG charts.
 //! - [`compare`]: two runs side by side.
-//! - [`progress`]: the live progress line.
+//! - [`progress`]: the live progress line; [`live`]: live figures on a Prometheus endpoint and in a JSON-lines file.
 
 pub mod charts;
 pub mod cli;
@@ -37,6 +37,7 @@ pub mod completeness;
 pub mod context;
 pub mod fdlimit;
 pub mod guest;
+pub mod live;
 pub mod local_server;
 pub mod plan;
 pub mod probe;

@@ -550,6 +550,11 @@ impl Recorder {
         *lock(&self.inner.errors).entry(what.into()).or_insert(0) += 1;
     }
 
+    /// Errors counted so far, every kind.
+    pub fn errors_total(&self) -> u64 {
+        lock(&self.inner.errors).values().sum()
+    }
+
     /// A guest stopped; its deliveries are judged at the end.
     pub fn guest_finished(&self, outcome: GuestOutcome) {
         lock(&self.inner.guests).push(outcome);

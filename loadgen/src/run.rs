@@ -22,6 +22,7 @@ use crate::cli::RunArgs;
 use crate::clock::Clock;
 use crate::context::{Ctx, RunContext};
 use crate::fdlimit::{self, FileLimits};
+use crate::live::Live;
 use crate::local_server::{LocalServer, LocalServerConfig};
 use crate::plan::{Plan, Schedule, Workload};
 use crate::probe::Probe;
@@ -173,6 +174,7 @@ impl Run<'_> {
         let ctx = RunContext::new(plan.clone(), rest, recorder.clone());
         let probe = Probe::start(&recorder).await.map_err(|e| anyhow::anyhow!("instrument probe: {e}"))?;
         let ticker_stop = CancellationToken::new();
+        let live = Live::start(self.args.metrics_listen, self.args.out_jsonl.as_deref()).await?;
         let ticker = tokio::spawn(tick(
             recorder.clone(),
             sampler,
@@ -180,6 +182,7 @@ impl Run<'_> {
             plan.schedule,
             w.guests,
             ticker_stop.clone(),
+            live,
         ));
         let conductor = tokio::spawn(conduct(
             recorder.clone(),
@@ -350,7 +353,7 @@ async fn conduct(
 }
 
 /// Once a second: closes a second of the time series (with server and own
-/// samples) and updates the progress line.
+/// samples), updates the progress line and publishes the second live.
 async fn tick(
     recorder: Recorder,
     mut sampler: Option<ProcSampler>,
@@ -358,6 +361,7 @@ async fn tick(
     planned: Schedule,
     guests: usize,
     stop: CancellationToken,
+    mut live: Live,
 ) -> Progress {
     let mut own = ProcSampler::new(std::process::id());
     let _ = own.sample();
@@ -375,9 +379,11 @@ async fn tick(
         }
         let server = sampler.as_mut().and_then(|s| s.sample());
         let sample = recorder.tick(server, own.sample(), machine.sample());
+        live.publish(&sample, recorder.errors_total());
         let actual = recorder.send_start().map(|us| planned.with_send_start(us as f64 / 1e6));
         progress.update(&sample, actual.as_ref(), guests, recorder.fanout_p99_ms());
     }
+    live.finish();
     progress
 }
 

@@ -52,6 +52,75 @@ fn small_run(target: Option<String>, out: PathBuf) -> RunArgs {
         server_exe: None,
         allow_over_limit: false,
         no_progress: true,
+        metrics_listen: None,
+        out_jsonl: None,
+    }
+}
+
+/// `GET /metrics` over a plain socket: the status line and the body, or None if nothing listens.
+async fn scrape(addr: std::net::SocketAddr) -> Option<(String, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut socket = tokio::net::TcpStream::connect(addr).await.ok()?;
+    socket.write_all(b"GET /metrics HTTP/1.0\r\nHost: loadgen\r\n\r\n").await.ok()?;
+    let mut text = String::new();
+    tokio::time::timeout(std::time::Duration::from_secs(5), socket.read_to_string(&mut text)).await.ok()?.ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    Some((head.lines().next()?.to_string(), body.to_string()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_metrics_answer_during_a_run_and_the_jsonl_has_one_line_per_second() {
+    let _turn = RUN_LOCK.lock().await;
+    let server = spawn(Config::for_tests()).await.unwrap();
+    let out = scratch("live");
+    // A free port, chosen here and released for the run to bind: the run must
+    // bind an address given on its command line.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let mut args = small_run(Some(server.base_url()), out.clone());
+    args.duration = Some(3.0);
+    args.metrics_listen = Some(addr);
+    args.out_jsonl = Some(out.join("live.jsonl"));
+    let run = tokio::spawn(async move { supergroup_load::run::run(&args).await });
+
+    // Scrape until a second with deliveries has been published, while the run goes on.
+    let mut seen = None;
+    for _ in 0..200 {
+        if let Some((status, body)) = scrape(addr).await {
+            assert_eq!(status, "HTTP/1.0 200 OK");
+            let delivering = body.lines().any(|l| {
+                l.strip_prefix("supergroup_load_deliveries_per_second ")
+                    .is_some_and(|v| v.parse::<f64>().unwrap() > 0.0)
+            });
+            if delivering {
+                seen = Some(body);
+                break;
+            }
+        }
+        assert!(!run.is_finished(), "the run ended before the endpoint showed a second with deliveries");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let body = seen.expect("the endpoint showed a second with deliveries within 20 s");
+    for name in [
+        "supergroup_load_fanout_seconds{quantile=\"0.99\"} ",
+        "supergroup_load_guests_open 30",
+        "supergroup_load_errors_total 0",
+    ] {
+        assert!(body.lines().any(|l| l.starts_with(name)), "no `{name}` in\n{body}");
+    }
+
+    let outcome = run.await.unwrap().unwrap();
+    server.stop().await.unwrap();
+    assert!(scrape(addr).await.is_none(), "the endpoint stops with the run");
+    let text = std::fs::read_to_string(out.join("live.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> =
+        text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}"))).collect();
+    let series = &outcome.summary.series;
+    assert!(series.len() >= 4, "a 3 s run has at least 4 seconds: {}", series.len());
+    assert_eq!(lines.len(), series.len(), "one line per second of the series in summary.json");
+    for (line, second) in lines.iter().zip(series) {
+        assert_eq!(line["t"].as_f64(), Some(second.t));
+        assert_eq!(line["delivered"].as_u64(), Some(second.delivered));
+        assert_eq!(line["errors"].as_u64(), Some(0));
     }
 }
 
