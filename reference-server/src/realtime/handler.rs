@@ -19,7 +19,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use supergroup_protocol::ErrorCode;
 use supergroup_protocol::frames::{ClientFrame, Role, ServerFrame, Ui};
-use supergroup_protocol::limits::MAX_REF_BYTES;
 use supergroup_protocol::rest::{Access, Custom, MessageType};
 
 /// What `open` needs to know of a conversation.
@@ -64,24 +63,9 @@ impl Handler {
     }
 
     pub async fn on_text(&mut self, text: &str) {
-        let value: serde_json::Value = match serde_json::from_str(text) {
-            Ok(v) => v,
-            Err(e) => return self.error(None, ApiError::new(ErrorCode::InvalidFrame, format!("not JSON: {e}"))),
-        };
-        if !value.is_object() {
-            return self.error(None, ApiError::new(ErrorCode::InvalidFrame, "a frame is a JSON object"));
-        }
-        let reference = match value.get("ref") {
-            None | Some(serde_json::Value::Null) => None,
-            Some(serde_json::Value::String(r)) if r.len() <= MAX_REF_BYTES => Some(r.clone()),
-            Some(_) => {
-                let msg = format!("ref must be a string of at most {MAX_REF_BYTES} bytes");
-                return self.error(None, ApiError::new(ErrorCode::InvalidFrame, msg));
-            }
-        };
-        let frame: ClientFrame = match serde_json::from_value(value) {
-            Ok(f) => f,
-            Err(e) => return self.error(reference, ApiError::new(ErrorCode::InvalidFrame, e.to_string())),
+        let (reference, frame) = match supergroup_protocol::frames::parse_client_frame(text) {
+            Ok(parsed) => parsed,
+            Err(e) => return self.error(e.reference, ApiError::new(ErrorCode::InvalidFrame, e.message)),
         };
         let result = match frame {
             ClientFrame::Open { conversation_id, ui, as_guest, .. } => {
