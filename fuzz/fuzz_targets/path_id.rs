@@ -19,7 +19,8 @@ fn server() -> &'static Server {
     static SERVER: OnceLock<Server> = OnceLock::new();
     SERVER.get_or_init(|| {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-        let state = rt.block_on(supergroup_server::state::AppState::build(supergroup_server::Config::for_tests())).unwrap();
+        let state =
+            rt.block_on(supergroup_server::state::AppState::build(supergroup_server::Config::for_tests())).unwrap();
         let router = supergroup_server::routes::router(state);
         Server { rt, router }
     })
@@ -35,11 +36,8 @@ fuzz_target!(|data: &[u8]| {
         (Method::GET, format!("/v1/demo/conversations/{first}/messages")),
         (Method::DELETE, format!("/v1/demo/conversations/{first}/participants/{second}")),
     ] {
-        let Ok(req) = Request::builder()
-            .method(method)
-            .uri(&path)
-            .header("authorization", "Bearer sk_demo")
-            .body(Body::empty())
+        let Ok(req) =
+            Request::builder().method(method).uri(&path).header("authorization", "Bearer sk_demo").body(Body::empty())
         else {
             continue;
         };

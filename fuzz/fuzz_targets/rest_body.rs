@@ -17,7 +17,13 @@ fn allowed(e: &ApiError) {
     assert!(
         matches!(
             e.code,
-            InvalidJson | InvalidRequest | TooManyMessages | InvalidId | InvalidCustom | MessageTooLong | InvalidWebhookUrl
+            InvalidJson
+                | InvalidRequest
+                | TooManyMessages
+                | InvalidId
+                | InvalidCustom
+                | MessageTooLong
+                | InvalidWebhookUrl
         ),
         "unexpected {e:?}"
     );

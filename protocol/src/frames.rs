@@ -78,8 +78,7 @@ pub struct FrameRefused {
 pub fn parse_client_frame(text: &str) -> Result<(Option<String>, ClientFrame), FrameRefused> {
     use crate::limits::MAX_REF_BYTES;
     let refused = |reference: Option<String>, message: String| FrameRefused { reference, message };
-    let value: serde_json::Value =
-        serde_json::from_str(text).map_err(|e| refused(None, format!("not JSON: {e}")))?;
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| refused(None, format!("not JSON: {e}")))?;
     if !value.is_object() {
         return Err(refused(None, "a frame is a JSON object".into()));
     }

@@ -59,7 +59,11 @@ impl std::fmt::Debug for AppConfig {
 /// when it has at least 12 (enough to tell two apart), then `***`; a shorter
 /// secret shows nothing of itself.
 pub fn mask_secret(secret: &str) -> String {
-    if secret.chars().count() >= 12 { format!("{}***", secret.chars().take(3).collect::<String>()) } else { "***".into() }
+    if secret.chars().count() >= 12 {
+        format!("{}***", secret.chars().take(3).collect::<String>())
+    } else {
+        "***".into()
+    }
 }
 
 /// Everything `serve` needs besides the listener. `Debug` masks the app

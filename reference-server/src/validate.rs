@@ -34,5 +34,7 @@ pub fn custom(map: &Custom) -> Result<(), ApiError> {
 /// host that is not a link-local or cloud-metadata address
 /// ([`crate::webhook_target`]).
 pub fn webhook_url(url: &str) -> Result<(), ApiError> {
-    crate::webhook_target::check(url).map(|_| ()).map_err(|e| ApiError::new(ErrorCode::InvalidWebhookUrl, e.to_string()))
+    crate::webhook_target::check(url)
+        .map(|_| ())
+        .map_err(|e| ApiError::new(ErrorCode::InvalidWebhookUrl, e.to_string()))
 }

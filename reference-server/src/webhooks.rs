@@ -80,8 +80,12 @@ fn notification_body(created_at: i64, recipient: &str, conversation: &str, messa
     let mut out = Vec::with_capacity(200 + messages.iter().map(|m| m.len() + 1).sum::<usize>());
     out.extend_from_slice(format!("{{\"type\":\"{NOTIFICATION_TRIGGERED}\",\"createdAt\":{created_at},").as_bytes());
     out.extend_from_slice(
-        format!("\"data\":{{\"recipient\":{{\"id\":{}}},\"conversation\":{{\"id\":{}}},\"messages\":[", id(recipient), id(conversation))
-            .as_bytes(),
+        format!(
+            "\"data\":{{\"recipient\":{{\"id\":{}}},\"conversation\":{{\"id\":{}}},\"messages\":[",
+            id(recipient),
+            id(conversation)
+        )
+        .as_bytes(),
     );
     for (i, m) in messages.iter().enumerate() {
         if i > 0 {
@@ -157,7 +161,13 @@ impl Webhooks {
                 queued: Notify::new(),
                 settled: Notify::new(),
             });
-            tasks.spawn(send_loop(q.clone(), http.clone(), limits.webhook_concurrency.max(1), stop.clone(), tasks.clone()));
+            tasks.spawn(send_loop(
+                q.clone(),
+                http.clone(),
+                limits.webhook_concurrency.max(1),
+                stop.clone(),
+                tasks.clone(),
+            ));
             queues.insert(app, q);
         }
         Ok(Webhooks { queues, limits, stop, tasks })
@@ -255,7 +265,13 @@ fn wanted(app: &App, kind: &str) -> Option<String> {
 }
 
 /// One app's sender: takes events in order, at most `in_flight` delivering at once.
-async fn send_loop(q: Arc<AppQueue>, http: reqwest::Client, in_flight: usize, stop: CancellationToken, tasks: TaskTracker) {
+async fn send_loop(
+    q: Arc<AppQueue>,
+    http: reqwest::Client,
+    in_flight: usize,
+    stop: CancellationToken,
+    tasks: TaskTracker,
+) {
     let slots = Arc::new(Semaphore::new(in_flight));
     loop {
         let permit = tokio::select! {
@@ -348,7 +364,8 @@ mod tests {
             conversation: IdRef { id: "lobby \"1\"".into() },
             messages,
         };
-        let expected = serde_json::to_vec(&Envelope { kind: NOTIFICATION_TRIGGERED.into(), created_at: 42, data }).unwrap();
+        let expected =
+            serde_json::to_vec(&Envelope { kind: NOTIFICATION_TRIGGERED.into(), created_at: 42, data }).unwrap();
         assert_eq!(std::str::from_utf8(&built).unwrap(), std::str::from_utf8(&expected).unwrap());
         let payload = Payload::Notification {
             created_at: 42,

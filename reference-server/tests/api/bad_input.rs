@@ -287,7 +287,8 @@ async fn a_batch_over_10_items_is_too_many_messages_before_any_item_is_parsed() 
     let app = spawn_app().await;
     app.conversation("c", &["alice"]).await;
     // The eleventh item has the wrong shape: the count is checked first, on the raw items.
-    let mut items: Vec<String> = (0..10).map(|i| format!(r#"{{"type":"UserMessage","sender":"alice","text":"m{i}"}}"#)).collect();
+    let mut items: Vec<String> =
+        (0..10).map(|i| format!(r#"{{"type":"UserMessage","sender":"alice","text":"m{i}"}}"#)).collect();
     items.push(r#"{"type":"UserMessage","sender":7}"#.into());
     let body = format!("[{}]", items.join(","));
     let answer = raw(&app, (Method::POST, "/conversations/c/messages".into(), Some(body))).await;

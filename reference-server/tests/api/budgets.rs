@@ -65,7 +65,10 @@ async fn webhook_events_past_an_apps_byte_budget_are_dropped_and_the_rest_delive
     assert_eq!(delivered.len(), fits, "the events within the budget, and no others");
     let texts: Vec<String> = delivered
         .iter()
-        .map(|b| serde_json::from_slice::<serde_json::Value>(b).unwrap()["data"]["message"]["text"].as_str().unwrap()[..4].to_string())
+        .map(|b| {
+            serde_json::from_slice::<serde_json::Value>(b).unwrap()["data"]["message"]["text"].as_str().unwrap()[..4]
+                .to_string()
+        })
         .collect();
     let expected: Vec<String> = (0..fits).map(|i| format!("{i:04}")).collect();
     assert_eq!(texts, expected, "the first events were kept, the later ones dropped");

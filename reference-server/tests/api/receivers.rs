@@ -89,8 +89,7 @@ pub struct Redirector {
 impl Redirector {
     pub async fn start(target: &str) -> Redirector {
         let hits = Arc::new(AtomicUsize::new(0));
-        let router =
-            axum::Router::new().route("/hook", post(redirect)).with_state((target.to_string(), hits.clone()));
+        let router = axum::Router::new().route("/hook", post(redirect)).with_state((target.to_string(), hits.clone()));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/hook", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, router).await });

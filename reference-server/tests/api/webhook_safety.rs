@@ -70,10 +70,8 @@ async fn one_apps_dead_endpoint_does_not_delay_another_apps_events() {
         let batch: Vec<_> = (0..10).map(|i| user_message("alice", &format!("to the dead {i}"))).collect();
         app.rest.post_messages("c", &batch).await.unwrap();
     }
-    let conv = supergroup_protocol::rest::ConversationUpsert {
-        participants: Some(vec!["bob".into()]),
-        ..Default::default()
-    };
+    let conv =
+        supergroup_protocol::rest::ConversationUpsert { participants: Some(vec!["bob".into()]), ..Default::default() };
     other.put_conversation("c", &conv).await.unwrap();
     let ids = other.post_messages("c", &[user_message("bob", "to the live one")]).await.unwrap();
     let d = hooks.message_sent(&ids[0].id).await;
@@ -117,7 +115,8 @@ async fn tls_receiver() -> (String, String, tokio::sync::mpsc::Receiver<axum::bo
             tokio::spawn(async move {
                 let Ok(stream) = acceptor.accept(tcp).await else { return };
                 let service = hyper_util::service::TowerToHyperService::new(router);
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                let _ =
+                    hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
             });
         }
     });
