@@ -52,7 +52,7 @@ pub fn check(url: &str) -> Result<Url, UrlRefused> {
     }
     let ip = match parsed.host() {
         None => return Err(UrlRefused::NotHttp),
-        Some(Host::Domain(d)) if d.is_empty() => return Err(UrlRefused::NotHttp),
+        Some(Host::Domain("")) => return Err(UrlRefused::NotHttp),
         Some(Host::Domain(_)) => None,
         Some(Host::Ipv4(v4)) => Some(IpAddr::V4(v4)),
         Some(Host::Ipv6(v6)) => Some(IpAddr::V6(v6)),

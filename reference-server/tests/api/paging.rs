@@ -75,8 +75,8 @@ fn paging_user_conversations_returns_every_conversation_once_in_order_sg_msg_13(
                 let body = ConversationUpsert { participants: Some(vec![user.clone()]), ..Default::default() };
                 app.rest.put_conversation(&format!("c{case}-{:02}", (i * 7) % 15), &body).await.unwrap();
             }
-            for i in 0..m {
-                if talk[i] {
+            for (i, _) in talk.iter().enumerate().take(m).filter(|(_, talks)| **talks) {
+                {
                     app.post(&format!("c{case}-{:02}", (i * 7) % 15), &user, "hi").await;
                 }
             }
