@@ -9,7 +9,8 @@
 //!
 //! ```sh
 //! cargo build -p supergroup-server            # or --release, then pass target/release/...
-//! cargo run -p supergroup-server --example stalled_webhook_rss -- target/debug/supergroup-server [extra server flags]
+//! cargo run -p supergroup-server --example stalled_webhook_rss -- target/debug/supergroup-server --participant-limit 200
+//! # (101 participants: over the basic plan's 100; further server flags may follow)
 //! ```
 
 use std::process::Stdio;
