@@ -63,6 +63,36 @@ pub enum ClientFrame {
     },
 }
 
+/// Why a client text frame was refused (`invalid_frame`), with the `ref` to
+/// answer it under when one could be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrameRefused {
+    pub reference: Option<String>,
+    pub message: String,
+}
+
+/// Parses one client text frame the way SG-RT rules order it: JSON syntax,
+/// then a JSON object, then `ref` (a string of at most 255 bytes, or absent
+/// or null), then the frame's type and fields. A pure function: the server's
+/// handler and the fuzz targets call the same code.
+pub fn parse_client_frame(text: &str) -> Result<(Option<String>, ClientFrame), FrameRefused> {
+    use crate::limits::MAX_REF_BYTES;
+    let refused = |reference: Option<String>, message: String| FrameRefused { reference, message };
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| refused(None, format!("not JSON: {e}")))?;
+    if !value.is_object() {
+        return Err(refused(None, "a frame is a JSON object".into()));
+    }
+    let reference = match value.get("ref") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(r)) if r.len() <= MAX_REF_BYTES => Some(r.clone()),
+        Some(_) => return Err(refused(None, format!("ref must be a string of at most {MAX_REF_BYTES} bytes"))),
+    };
+    match serde_json::from_value(value) {
+        Ok(frame) => Ok((reference, frame)),
+        Err(e) => Err(refused(reference, e.to_string())),
+    }
+}
+
 impl ClientFrame {
     /// The frame's `ref`, if it carries one.
     pub fn reference(&self) -> Option<&str> {

@@ -58,15 +58,29 @@ pub enum TokenError {
     WrongType,
     #[error("user id in `sub` breaks the id rule")]
     BadSubject,
+    #[error("token expired at {exp}; it is now {now} (Unix seconds)")]
+    Expired { exp: u64, now: u64 },
 }
 
-/// Checks signature, expiry (no leeway), `iss` and `tokenType`.
+/// Checks signature, expiry (no leeway), `iss` and `tokenType`, at the current time.
 pub fn verify(token: &str, app_id: &str, secret: &str) -> Result<Claims, TokenError> {
+    verify_at(token, app_id, secret, unix_now_secs())
+}
+
+/// [`verify`] at `now` (Unix seconds). A token is valid only while
+/// `exp > now`: one whose `exp` equals the current second is expired
+/// (SG-AUTH-4). jsonwebtoken's own check accepts `exp == now`, so expiry is
+/// checked here instead.
+pub fn verify_at(token: &str, app_id: &str, secret: &str, now: u64) -> Result<Claims, TokenError> {
     let mut validation = Validation::new(Algorithm::HS256);
     validation.leeway = 0;
+    validation.validate_exp = false;
     validation.set_required_spec_claims(&["exp", "sub", "iss"]);
     let data = jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(secret.as_bytes()), &validation)?;
     let claims = data.claims;
+    if claims.exp <= now {
+        return Err(TokenError::Expired { exp: claims.exp, now });
+    }
     if claims.iss != app_id {
         return Err(TokenError::WrongApp(claims.iss));
     }
@@ -96,5 +110,15 @@ mod tests {
         let mut expired = Claims::user("app", "alice", 0);
         expired.exp -= 10;
         assert!(verify(&sign(&expired, "sk"), "app", "sk").is_err());
+    }
+
+    #[test]
+    fn a_token_expiring_this_second_is_expired_and_one_second_later_is_not() {
+        let mut claims = Claims::user("app", "alice", 0);
+        claims.exp = 1_900_000_000;
+        let token = sign(&claims, "sk");
+        assert!(matches!(verify_at(&token, "app", "sk", claims.exp), Err(TokenError::Expired { .. })));
+        assert!(matches!(verify_at(&token, "app", "sk", claims.exp + 1), Err(TokenError::Expired { .. })));
+        assert_eq!(verify_at(&token, "app", "sk", claims.exp - 1).unwrap().sub, "alice");
     }
 }

@@ -3,6 +3,10 @@
 //! can also come from an environment variable `SUPERGROUP_*`.
 
 use crate::config::{AppConfig, Config, DEFAULT_OUTBOUND_QUEUE};
+use crate::config::{
+    DEFAULT_DRAIN_MS, DEFAULT_NOTIFICATION_BUDGET_BYTES, DEFAULT_WEBHOOK_BUDGET_BYTES, DEFAULT_WEBHOOK_CONCURRENCY,
+    DEFAULT_WEBHOOK_QUEUE_EVENTS, HookLimits,
+};
 use crate::transport::{
     DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_USER, DEFAULT_MAX_OPEN_PER_CONNECTION,
     DEFAULT_SEND_BURST, DEFAULT_SEND_RATE, DEFAULT_TYPING_RATE, DEFAULT_WS_IDLE_TIMEOUT, DEFAULT_WS_PING_INTERVAL,
@@ -15,8 +19,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 use supergroup_protocol::limits::Plan;
 
-/// Flags of a server process.
-#[derive(Debug, Clone, Args)]
+/// Flags of a server process. `Debug` masks the secrets of `--app`.
+#[derive(Clone, Args)]
 pub struct ServerArgs {
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, env = "SUPERGROUP_LISTEN", default_value = "127.0.0.1:8080")]
@@ -48,6 +52,24 @@ pub struct ServerArgs {
     /// After SIGINT/SIGTERM, keep serving HTTP this long (milliseconds) with /readyz at 503, then close.
     #[arg(long, env = "SUPERGROUP_SHUTDOWN_DRAIN_MS", default_value_t = 0)]
     pub shutdown_drain_ms: u64,
+    // ---- memory budgets of notifications and webhooks, shutdown drain (issue 8, items 6, 10, 12, 16) ----
+    /// Bytes of messages all open notification windows may hold (each message counted once per window);
+    /// past it, the window a message joins closes at once (SPEC section 13).
+    #[arg(long, env = "SUPERGROUP_NOTIFICATION_BUDGET_BYTES", default_value_t = DEFAULT_NOTIFICATION_BUDGET_BYTES)]
+    pub notification_budget_bytes: usize,
+    /// Bytes of webhook events one app may have queued or in flight; past it, new events are dropped and counted.
+    #[arg(long, env = "SUPERGROUP_WEBHOOK_BUDGET_BYTES", default_value_t = DEFAULT_WEBHOOK_BUDGET_BYTES)]
+    pub webhook_budget_bytes: usize,
+    /// Webhook events one app may have queued or in flight; past it, new events are dropped and counted.
+    #[arg(long, env = "SUPERGROUP_WEBHOOK_QUEUE_EVENTS", default_value_t = DEFAULT_WEBHOOK_QUEUE_EVENTS)]
+    pub webhook_queue_events: usize,
+    /// Webhook deliveries of one app in flight at once (each app has its own).
+    #[arg(long, env = "SUPERGROUP_WEBHOOK_CONCURRENCY", default_value_t = DEFAULT_WEBHOOK_CONCURRENCY)]
+    pub webhook_concurrency: usize,
+    /// On shutdown, how long to spend closing notification windows and delivering queued webhook events.
+    #[arg(long, env = "SUPERGROUP_WEBHOOK_DRAIN_MS", default_value_t = DEFAULT_DRAIN_MS)]
+    pub webhook_drain_ms: u64,
+    // ---- end of memory budgets ----
     /// TEST ONLY: break one rule on purpose (repeatable), to prove the conformance suite catches it.
     #[arg(long = "violate", env = "SUPERGROUP_VIOLATE", value_delimiter = ',')]
     pub violations: Vec<Violation>,
@@ -126,6 +148,25 @@ impl TransportArgs {
     }
 }
 
+impl std::fmt::Debug for ServerArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let apps: Vec<String> = self
+            .apps
+            .iter()
+            .map(|spec| match spec.split_once(':') {
+                Some((id, secret)) => format!("{id}:{}", crate::config::mask_secret(secret)),
+                None => "<not id:secret>".into(),
+            })
+            .collect();
+        f.debug_struct("ServerArgs")
+            .field("listen", &self.listen)
+            .field("db", &self.db)
+            .field("apps", &apps)
+            .field("plan", &self.plan)
+            .finish_non_exhaustive()
+    }
+}
+
 impl ServerArgs {
     /// The configuration these flags describe.
     pub fn config(&self) -> anyhow::Result<Config> {
@@ -154,6 +195,14 @@ impl ServerArgs {
             violations: Violations::new(self.violations.clone()),
             shutdown_drain_ms: self.shutdown_drain_ms,
             transport: self.transport.transport()?,
+            hooks: HookLimits {
+                notification_budget_bytes: self.notification_budget_bytes,
+                webhook_budget_bytes: self.webhook_budget_bytes,
+                webhook_queue_events: self.webhook_queue_events.max(1),
+                webhook_concurrency: self.webhook_concurrency.max(1),
+                drain: std::time::Duration::from_millis(self.webhook_drain_ms),
+                extra_root_pem: None,
+            },
         })
     }
 }

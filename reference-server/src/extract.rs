@@ -1,17 +1,26 @@
 //! Request extractors that apply the protocol's validation order: path ids
 //! ([`Ids`], the id rule, 400 `invalid_id`) before the body ([`Body`] for an
 //! object, [`Batch`] for an array: 413 `payload_too_large`, 400
-//! `invalid_json` for text that is not JSON, 400 `invalid_request` for JSON
-//! of the wrong shape), and [`ListQuery`] for `limit`/`startingAfter`.
+//! `invalid_json` for text that is not JSON, 400 `too_many_messages` for a
+//! batch over 10 items, 400 `invalid_request` for JSON of the wrong shape),
+//! and [`ListQuery`] for `limit`/`startingAfter`. The body parsers
+//! ([`parse_object`], [`parse_batch`]) are pure functions so the fuzz targets
+//! can drive them.
 
 use crate::error::ApiError;
 use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
 use supergroup_protocol::ErrorCode;
-use supergroup_protocol::limits::{DEFAULT_PAGE, MAX_BODY_BYTES, MAX_PAGE, is_valid_id};
+use supergroup_protocol::limits::{DEFAULT_PAGE, MAX_BATCH, MAX_BODY_BYTES, MAX_PAGE, is_valid_id};
 
-/// The ids in the path after the app id, percent-decoded and checked against the id rule.
+/// The ids in the path after the app id, checked against the id rule.
+///
+/// axum's router has already percent-decoded each segment exactly once
+/// (SG-ID-3): `50%2541` arrives here as `50%41`, and must not be decoded
+/// again. A segment whose decoded bytes are not UTF-8 (`%FF`) is refused by
+/// axum's extractor, which this maps to 400 `invalid_id`.
 pub struct Ids(pub Vec<String>);
 
 impl<S: Send + Sync> FromRequestParts<S> for Ids {
@@ -20,16 +29,14 @@ impl<S: Send + Sync> FromRequestParts<S> for Ids {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let raw = RawPathParams::from_request_parts(parts, state)
             .await
-            .map_err(|_| ApiError::new(ErrorCode::InvalidId, "the path could not be read"))?;
+            .map_err(|e| ApiError::new(ErrorCode::InvalidId, format!("an id in the path is not UTF-8: {e}")))?;
         let mut ids = Vec::new();
         for (name, value) in raw.iter() {
             if name == "app_id" {
                 continue;
             }
-            let decoded = percent_decode(value)
-                .ok_or_else(|| ApiError::new(ErrorCode::InvalidId, format!("{name} is not valid UTF-8")))?;
-            check_id(name, &decoded)?;
-            ids.push(decoded);
+            check_id(name, value)?;
+            ids.push(value.to_string());
         }
         Ok(Ids(ids))
     }
@@ -47,6 +54,8 @@ pub fn check_id(what: &str, id: &str) -> Result<(), ApiError> {
     }
 }
 
+/// Decodes one `%XX`-encoded query component; `None` when the bytes are not UTF-8.
+/// Only for the query string: axum leaves it raw, unlike path segments.
 fn percent_decode(s: &str) -> Option<String> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -71,27 +80,19 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
-        let value = read_json(req).await?;
-        if !value.is_object() {
-            return Err(wrong_shape("the body must be a JSON object"));
-        }
-        typed(value).map(Body)
+        parse_object(&read_body(req).await?).map(Body)
     }
 }
 
-/// A JSON array body of objects (a message batch), parsed into `Vec<T>`.
+/// A JSON array body of objects (a message batch), parsed into `Vec<T>`:
+/// at most [`MAX_BATCH`] items, counted before any item is parsed.
 pub struct Batch<T>(pub Vec<T>);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Batch<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
-        let value = read_json(req).await?;
-        match value.as_array() {
-            Some(items) if items.iter().all(|i| i.is_object()) => typed(value).map(Batch),
-            Some(_) => Err(wrong_shape("every item of the batch must be a JSON object")),
-            None => Err(wrong_shape("the body must be a JSON array")),
-        }
+        parse_batch(&read_body(req).await?).map(Batch)
     }
 }
 
@@ -99,20 +100,66 @@ fn wrong_shape(why: &str) -> ApiError {
     ApiError::new(ErrorCode::InvalidRequest, why)
 }
 
-/// Reads the body: 413 `payload_too_large` over 1 MiB, 400 `invalid_json` unless it is JSON.
-/// Syntax is checked on the whole text before any shape, so broken JSON is
-/// always `invalid_json`, whatever field came before the break.
-async fn read_json(req: Request) -> Result<serde_json::Value, ApiError> {
-    let bytes = axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES)
+/// Reads the body: 413 `payload_too_large` over 1 MiB. The limit applies
+/// while reading, so no more than 1 MiB is ever buffered.
+async fn read_body(req: Request) -> Result<bytes::Bytes, ApiError> {
+    axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES)
         .await
-        .map_err(|_| ApiError::new(ErrorCode::PayloadTooLarge, format!("the body is over {MAX_BODY_BYTES} bytes")))?;
-    serde_json::from_slice(&bytes)
+        .map_err(|_| ApiError::new(ErrorCode::PayloadTooLarge, format!("the body is over {MAX_BODY_BYTES} bytes")))
+}
+
+/// 400 `invalid_json` unless `bytes` is one JSON text. Syntax is checked on
+/// the whole text before any shape, so broken JSON is always `invalid_json`,
+/// whatever field came before the break. Nothing is built: the check walks
+/// the text and keeps no value.
+fn check_syntax(bytes: &[u8]) -> Result<(), ApiError> {
+    serde_json::from_slice::<serde::de::IgnoredAny>(bytes)
+        .map(|_| ())
         .map_err(|e| ApiError::new(ErrorCode::InvalidJson, format!("the body is not JSON: {e}")))
 }
 
-/// Converts parsed JSON into `T`: 400 `invalid_request` when the shape is wrong.
-fn typed<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
-    serde_json::from_value(value).map_err(|e| wrong_shape(&format!("the body has the wrong shape: {e}")))
+/// Whether a JSON text (already known to be valid) is an object.
+fn is_object(raw: &RawValue) -> bool {
+    raw.get().trim_start().starts_with('{')
+}
+
+/// A request body that must be one JSON object of shape `T`: `invalid_json`,
+/// then 400 `invalid_request` for any other shape. Pure, for tests and fuzzing.
+pub fn parse_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    check_syntax(bytes)?;
+    let raw: &RawValue = serde_json::from_slice(bytes).map_err(|e| wrong_shape(&e.to_string()))?;
+    if !is_object(raw) {
+        return Err(wrong_shape("the body must be a JSON object"));
+    }
+    typed(raw)
+}
+
+/// A message batch: `invalid_json`; `invalid_request` unless a JSON array;
+/// `too_many_messages` over [`MAX_BATCH`] items, `invalid_request` for none
+/// (both counted on the raw items, before any is parsed); then each item
+/// must be an object of shape `T` (`invalid_request`). Pure, for tests and fuzzing.
+pub fn parse_batch<T: DeserializeOwned>(bytes: &[u8]) -> Result<Vec<T>, ApiError> {
+    check_syntax(bytes)?;
+    let items: Vec<&RawValue> =
+        serde_json::from_slice(bytes).map_err(|_| wrong_shape("the body must be a JSON array"))?;
+    if items.is_empty() {
+        return Err(wrong_shape("the batch is empty"));
+    }
+    if items.len() > MAX_BATCH {
+        return Err(ApiError::new(
+            ErrorCode::TooManyMessages,
+            format!("a batch holds at most {MAX_BATCH} messages, this one {}", items.len()),
+        ));
+    }
+    if !items.iter().all(|i| is_object(i)) {
+        return Err(wrong_shape("every item of the batch must be a JSON object"));
+    }
+    items.into_iter().map(typed).collect()
+}
+
+/// Converts one JSON text into `T`: 400 `invalid_request` when the shape is wrong.
+fn typed<T: DeserializeOwned>(raw: &RawValue) -> Result<T, ApiError> {
+    serde_json::from_str(raw.get()).map_err(|e| wrong_shape(&format!("the body has the wrong shape: {e}")))
 }
 
 /// `?limit=&startingAfter=` of a list endpoint, validated.

@@ -24,6 +24,7 @@ pub mod tls;
 pub mod transport;
 pub mod validate;
 pub mod violation;
+pub mod webhook_target;
 pub mod webhooks;
 pub mod writer;
 
@@ -38,7 +39,9 @@ use tokio::task::JoinHandle;
 
 /// Runs the server on `listener` until `shutdown` resolves, then closes every
 /// realtime connection with 1001, serves HTTP for `shutdown_drain_ms` more
-/// (`/readyz` answering 503) and returns.
+/// (`/readyz` answering 503), closes notification windows and drains webhook
+/// events for a bounded time (`--webhook-drain-ms`), closes the database and
+/// returns.
 pub async fn serve(
     listener: TcpListener,
     config: Config,
@@ -65,6 +68,9 @@ pub async fn serve(
     }
     // Stores what is still queued, then ends the writer task (and its hold on the database).
     state.writer.stop().await;
+    state.drain_outgoing().await;
+    // Releases the database file's lock now, not when the last handle drops.
+    state.db.close();
     Ok(())
 }
 
@@ -117,7 +123,7 @@ pub fn init_tracing() {
 }
 
 /// What a server process does: bind the flags' address, print where it
-/// listens and the app credentials, serve until SIGINT or SIGTERM.
+/// listens and the apps (secrets masked), serve until SIGINT or SIGTERM.
 pub async fn run_process(args: &cli::ServerArgs) -> anyhow::Result<()> {
     let config = args.config()?;
     let listener =
@@ -128,15 +134,8 @@ pub async fn run_process(args: &cli::ServerArgs) -> anyhow::Result<()> {
     }
     let scheme = if config.transport.tls.is_some() { "https" } else { "http" };
     println!("supergroup-server listening on {scheme}://{addr}");
-    for app in &config.apps {
-        println!(
-            "  app {} secret {} plan {} (participants {}, guests {})",
-            app.id,
-            app.secret,
-            app.plan,
-            app.participant_limit(),
-            app.guest_limit()
-        );
+    for line in config.banner() {
+        println!("{line}");
     }
     serve(listener, config, shutdown_signal()).await
 }

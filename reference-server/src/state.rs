@@ -85,8 +85,11 @@ impl AppState {
             db,
             writer,
             hub: Arc::default(),
-            notifier: Notifier::new(std::time::Duration::from_millis(config.notification_delay_ms)),
-            webhooks: Webhooks::start(),
+            notifier: Notifier::new(
+                std::time::Duration::from_millis(config.notification_delay_ms),
+                config.hooks.notification_budget_bytes,
+            ),
+            webhooks: Webhooks::start(config.apps.iter().map(|a| a.id.clone()), config.hooks.clone())?,
             config,
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
@@ -94,6 +97,14 @@ impl AppState {
         }));
         crate::writer::start(state.clone(), queue);
         Ok(state)
+    }
+
+    /// Shutdown, after the realtime connections closed: close every open
+    /// notification window, then deliver queued webhook events for at most
+    /// `--webhook-drain-ms`, then stop the webhook senders.
+    pub async fn drain_outgoing(&self) {
+        crate::notifier::fire_all(self);
+        self.webhooks.drain(self.config.hooks.drain).await;
     }
 
     /// Whether the server breaks `v` on purpose.

@@ -7,7 +7,9 @@
 //! jobs per transaction; it also keeps the order of broadcasts (commit order).
 //!
 //! Durability: WAL journal with `synchronous=FULL`; a write returns only after
-//! its commit, and only then does anyone acknowledge it.
+//! its commit, and only then does anyone acknowledge it. A database file
+//! belongs to one server process at a time (exclusive locking mode, taken
+//! at open); statements wait up to 5 s for a lock held elsewhere.
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use std::collections::BTreeMap;
@@ -23,12 +25,46 @@ pub struct Db {
     conn: Arc<Mutex<Connection>>,
 }
 
+/// How long a statement waits for a lock held elsewhere (a backup tool, a
+/// checkpoint) before it fails with `SQLITE_BUSY`.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl Db {
     /// Opens (creating if needed) the database at `path` (`:memory:` for none).
+    ///
+    /// A file is opened in SQLite's exclusive locking mode and locked at
+    /// once, so a second server process on the same file fails here with a
+    /// clear error instead of both writing to it; the lock lasts until
+    /// [`Db::close`] or the process ends (also by SIGKILL).
     pub fn open(path: &str) -> anyhow::Result<Db> {
         let conn = Connection::open(path)?;
+        if path != ":memory:" {
+            // Before the first WAL access, so no shared-memory index is made either.
+            conn.pragma_update(None, "locking_mode", "EXCLUSIVE")?;
+            conn.execute_batch("PRAGMA journal_mode = WAL; BEGIN EXCLUSIVE; COMMIT;").map_err(|e| {
+                match e.sqlite_error_code() {
+                    Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => anyhow::anyhow!(
+                        "the database file {path} is in use by another process (another supergroup-server?); \
+                         refusing to share it ({e})"
+                    ),
+                    _ => anyhow::anyhow!("cannot open the database file {path}: {e}"),
+                }
+            })?;
+        }
+        conn.busy_timeout(BUSY_TIMEOUT)?;
         conn.execute_batch(SCHEMA)?;
         Ok(Db { conn: Arc::new(Mutex::new(conn)) })
+    }
+
+    /// Closes the database file (releasing its lock): the connection is
+    /// replaced by an empty in-memory one, so a late caller gets an error
+    /// ("no such table"), never a write to the file.
+    pub fn close(&self) {
+        let empty = Connection::open_in_memory().expect("an in-memory SQLite database opens");
+        let old = std::mem::replace(&mut *self.conn.lock().unwrap_or_else(|p| p.into_inner()), empty);
+        if let Err((_, e)) = old.close() {
+            tracing::warn!(error = %e, "closing the database");
+        }
     }
 
     /// Runs `f` with the connection on a blocking thread.
@@ -398,7 +434,10 @@ pub fn list_messages(
 
 // ---- user conversations ----
 
-/// A page of the conversations where `user` is a participant, latest activity first.
+/// A page of the conversations where `user` is a participant, latest activity
+/// first, then id ascending. Only the page is read: the cursor's position is
+/// looked up, then at most `limit` rows after it come from the index-ordered
+/// query, so a user in thousands of conversations costs one page of work.
 pub fn user_conversations(
     c: &Connection,
     app: &str,
@@ -408,22 +447,39 @@ pub fn user_conversations(
     starting_after: Option<&str>,
 ) -> Sql<Result<Vec<UserConversation>, UnknownCursor>> {
     // (activity, id) orders the list: activity descending, then id ascending.
-    let mut st = c.prepare_cached(
-        "SELECT c.id, COALESCE(c.last_message_at, c.created_at) AS activity, p.last_read_seq \
-         FROM participants p JOIN conversations c ON c.app = p.app AND c.id = p.conv \
-         WHERE p.app = ?1 AND p.user = ?2 ORDER BY activity DESC, c.id ASC",
-    )?;
-    let all: Vec<(String, i64, i64)> =
-        st.query_map(params![app, user], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<Sql<_>>()?;
-    let start = match starting_after {
-        None => 0,
-        Some(cursor) => match all.iter().position(|(id, _, _)| id == cursor) {
-            Some(i) => i + 1,
-            None => return Ok(Err(UnknownCursor)),
-        },
+    let after: Option<(i64, String)> = match starting_after {
+        None => None,
+        Some(cursor) => {
+            let activity = c
+                .prepare_cached(
+                    "SELECT COALESCE(c.last_message_at, c.created_at) \
+                     FROM participants p JOIN conversations c ON c.app = p.app AND c.id = p.conv \
+                     WHERE p.app = ?1 AND p.user = ?2 AND p.conv = ?3",
+                )?
+                .query_row(params![app, user, cursor], |r| r.get::<_, i64>(0))
+                .optional()?;
+            match activity {
+                Some(a) => Some((a, cursor.to_string())),
+                None => return Ok(Err(UnknownCursor)),
+            }
+        }
     };
-    let mut out = Vec::new();
-    for (id, _, last_read) in all.into_iter().skip(start).take(limit) {
+    let (after_activity, after_id) = match &after {
+        Some((a, id)) => (Some(*a), Some(id.as_str())),
+        None => (None, None),
+    };
+    let mut st = c.prepare_cached(
+        "SELECT c.id, p.last_read_seq FROM participants p JOIN conversations c ON c.app = p.app AND c.id = p.conv \
+         WHERE p.app = ?1 AND p.user = ?2 AND (?3 IS NULL \
+           OR COALESCE(c.last_message_at, c.created_at) < ?3 \
+           OR (COALESCE(c.last_message_at, c.created_at) = ?3 AND c.id > ?4)) \
+         ORDER BY COALESCE(c.last_message_at, c.created_at) DESC, c.id ASC LIMIT ?5",
+    )?;
+    let page: Vec<(String, i64)> = st
+        .query_map(params![app, user, after_activity, after_id, limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Sql<_>>()?;
+    let mut out = Vec::with_capacity(page.len());
+    for (id, last_read) in page {
         let Some(conversation) = conv_view(c, app, &id, app_guest_access)? else { continue };
         let unread: i64 = c
             .prepare_cached(

@@ -30,17 +30,11 @@ pub fn custom(map: &Custom) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// 400 `invalid_webhook_url` unless `url` is an absolute http(s) URL with a host.
+/// 400 `invalid_webhook_url` unless `url` is an absolute http(s) URL with a
+/// host that is not a link-local or cloud-metadata address
+/// ([`crate::webhook_target`]).
 pub fn webhook_url(url: &str) -> Result<(), ApiError> {
-    let ok = match url.split_once("://") {
-        Some((scheme, rest)) => {
-            (scheme == "http" || scheme == "https") && !rest.is_empty() && !rest.starts_with('/') && !url.contains(' ')
-        }
-        None => false,
-    };
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::new(ErrorCode::InvalidWebhookUrl, "url must be an absolute http:// or https:// URL"))
-    }
+    crate::webhook_target::check(url)
+        .map(|_| ())
+        .map_err(|e| ApiError::new(ErrorCode::InvalidWebhookUrl, e.to_string()))
 }

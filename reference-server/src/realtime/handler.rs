@@ -32,7 +32,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use supergroup_protocol::ErrorCode;
 use supergroup_protocol::frames::{ClientFrame, Role, ServerFrame, Ui};
-use supergroup_protocol::limits::MAX_REF_BYTES;
 use supergroup_protocol::rest::{Access, Custom, MessageType};
 
 /// What `open` needs to know of a conversation.
@@ -93,24 +92,9 @@ impl Handler {
     }
 
     pub async fn on_text(&mut self, text: &str) -> Answer {
-        let invalid = |reference, message: String| {
-            Answer::Now(error_frame(reference, ApiError::new(ErrorCode::InvalidFrame, message)))
-        };
-        let value: serde_json::Value = match serde_json::from_str(text) {
-            Ok(v) => v,
-            Err(e) => return invalid(None, format!("not JSON: {e}")),
-        };
-        if !value.is_object() {
-            return invalid(None, "a frame is a JSON object".into());
-        }
-        let reference = match value.get("ref") {
-            None | Some(serde_json::Value::Null) => None,
-            Some(serde_json::Value::String(r)) if r.len() <= MAX_REF_BYTES => Some(r.clone()),
-            Some(_) => return invalid(None, format!("ref must be a string of at most {MAX_REF_BYTES} bytes")),
-        };
-        let frame: ClientFrame = match serde_json::from_value(value) {
-            Ok(f) => f,
-            Err(e) => return invalid(reference, e.to_string()),
+        let (reference, frame) = match supergroup_protocol::frames::parse_client_frame(text) {
+            Ok(parsed) => parsed,
+            Err(e) => return Answer::Now(error_frame(e.reference, ApiError::new(ErrorCode::InvalidFrame, e.message))),
         };
         let result = match frame {
             ClientFrame::Open { conversation_id, ui, as_guest, .. } => {

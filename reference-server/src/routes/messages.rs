@@ -11,7 +11,6 @@ use axum::extract::State;
 use axum::{Extension, Json};
 use std::sync::Arc;
 use supergroup_protocol::ErrorCode;
-use supergroup_protocol::limits::MAX_BATCH;
 use supergroup_protocol::rest::ErrorBody;
 use supergroup_protocol::rest::{Message, MessageCreated, NewMessage, Page};
 
@@ -35,15 +34,7 @@ pub async fn post_messages(
     Batch(batch): Batch<NewMessage>,
 ) -> ApiResult<Json<Vec<MessageCreated>>> {
     let [conv] = <[String; 1]>::try_from(ids).expect("route has one id");
-    if batch.is_empty() {
-        return Err(ApiError::new(ErrorCode::InvalidRequest, "the batch is empty"));
-    }
-    if batch.len() > MAX_BATCH {
-        return Err(ApiError::new(
-            ErrorCode::TooManyMessages,
-            format!("a batch holds at most {MAX_BATCH} messages, this one {}", batch.len()),
-        ));
-    }
+    // `Batch` has checked 1..=MAX_BATCH items before parsing them.
     let drafts = batch.into_iter().map(Draft::from_rest).collect();
     let stored = messaging::store(&state, &app, &conv, drafts, Via::Rest).await?;
     Ok(Json(stored.into_iter().map(|m| MessageCreated { id: m.id }).collect()))

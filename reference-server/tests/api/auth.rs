@@ -90,6 +90,18 @@ async fn upgrade_without_token_or_with_malformed_token_is_401_sg_auth_3() {
 }
 
 #[tokio::test]
+async fn upgrade_with_a_token_expiring_this_second_is_401_sg_auth_4() {
+    let app = spawn_app().await;
+    // `exp` equal to the current second is not in the future. (Before the
+    // fix, such a token connected for the rest of that second.)
+    let mut claims = Claims::user(APP, "alice", 0);
+    claims.exp = now_secs();
+    let token = supergroup_protocol::token::sign(&claims, SECRET);
+    assert_upgrade_refused(&app, Some(&token), "token expiring this second").await;
+    expect_api_error(app.rest.get_user("alice").await, 404, "user_not_found");
+}
+
+#[tokio::test]
 async fn upgrade_with_expired_or_exp_less_token_is_401_sg_auth_4() {
     let app = spawn_app().await;
     let mut expired = Claims::user(APP, "alice", 0);

@@ -281,3 +281,18 @@ async fn refused_participant_requests_change_nothing_sg_rest_8() {
     expect_api_error(app.rest.patch_participant("c", "zed", &read).await, 404, "participant_not_found");
     expect_api_error(app.rest.get_user("zed").await, 404, "user_not_found");
 }
+
+#[tokio::test]
+async fn a_batch_over_10_items_is_too_many_messages_before_any_item_is_parsed() {
+    let app = spawn_app().await;
+    app.conversation("c", &["alice"]).await;
+    // The eleventh item has the wrong shape: the count is checked first, on the raw items.
+    let mut items: Vec<String> =
+        (0..10).map(|i| format!(r#"{{"type":"UserMessage","sender":"alice","text":"m{i}"}}"#)).collect();
+    items.push(r#"{"type":"UserMessage","sender":7}"#.into());
+    let body = format!("[{}]", items.join(","));
+    let answer = raw(&app, (Method::POST, "/conversations/c/messages".into(), Some(body))).await;
+    expect_raw_error(answer, 400, "too_many_messages");
+    assert!(app.history("c").await.is_empty());
+    app.stop().await;
+}
