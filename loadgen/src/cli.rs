@@ -111,6 +111,9 @@ pub struct RunArgs {
     /// No live progress line.
     #[arg(long)]
     pub no_progress: bool,
+    /// PEM file of CA certificates to trust besides the platform's roots, for an https/wss target with a private CA.
+    #[arg(long, env = "SUPERGROUP_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]

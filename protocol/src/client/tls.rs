@@ -130,8 +130,9 @@ impl Tls {
         (*self.config).clone()
     }
 
-    /// The connector tokio-tungstenite uses for `wss://`.
-    pub(crate) fn ws_connector(&self) -> tokio_tungstenite::Connector {
+    /// The connector for tokio-tungstenite's `*_tls_with_config` functions,
+    /// for callers that need the raw handshake (e.g. the upgrade's HTTP body).
+    pub fn ws_connector(&self) -> tokio_tungstenite::Connector {
         tokio_tungstenite::Connector::Rustls(self.config.clone())
     }
 }

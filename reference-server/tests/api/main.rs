@@ -20,6 +20,7 @@ mod idempotency;
 mod limits;
 mod openapi;
 mod realtime;
+mod transport;
 mod rest_api;
 mod typing;
 mod user_conversations;
