@@ -210,7 +210,8 @@ impl SgWorld {
     pub async fn conn(&mut self, user: &str) -> anyhow::Result<&mut Realtime> {
         if !self.conns.contains_key(user) {
             let url = self.realtime_url(user);
-            let connecting = Realtime::connect_tls(&url, WsConfig::default(), self.suite().rest.tls());
+            let suite = self.suite();
+            let connecting = Realtime::connect_tls(&url, WsConfig::default(), suite.rest.tls());
             let rt = tokio::time::timeout(self.wait(), connecting)
                 .await
                 .map_err(|_| anyhow::anyhow!("expected {user} to connect within {:?}; nothing came", self.wait()))?
