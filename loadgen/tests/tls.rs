@@ -66,8 +66,8 @@ async fn a_load_run_over_wss_delivers_every_message_to_every_guest() {
     assert_eq!(s.errors.total, 0, "{:?}", s.errors.by_kind);
     let goose = s.goose.as_ref().expect("goose figures");
     let rest: Vec<_> =
-        goose.requests.iter().filter(|r| r.name == "conversation messages" || r.name == "user conversations").collect();
-    assert!(rest.iter().map(|r| r.ok).sum::<u64>() > 0, "the REST reader made no request over https: {rest:?}");
+        goose.requests.iter().filter(|r| r.name.contains("conversation messages") || r.name.contains("user conversations")).collect();
+    assert!(rest.iter().map(|r| r.ok).sum::<u64>() > 0, "no REST request over https: {:?}", goose.requests);
     assert_eq!(rest.iter().map(|r| r.failed).sum::<u64>(), 0, "REST requests over https failed: {rest:?}");
 }
 
