@@ -65,8 +65,11 @@ async fn a_load_run_over_wss_delivers_every_message_to_every_guest() {
     assert_eq!(s.completeness.missing, 0);
     assert_eq!(s.errors.total, 0, "{:?}", s.errors.by_kind);
     let goose = s.goose.as_ref().expect("goose figures");
-    let rest: Vec<_> =
-        goose.requests.iter().filter(|r| r.name.contains("conversation messages") || r.name.contains("user conversations")).collect();
+    let rest: Vec<_> = goose
+        .requests
+        .iter()
+        .filter(|r| r.name.contains("conversation messages") || r.name.contains("user conversations"))
+        .collect();
     assert!(rest.iter().map(|r| r.ok).sum::<u64>() > 0, "no REST request over https: {:?}", goose.requests);
     assert_eq!(rest.iter().map(|r| r.failed).sum::<u64>(), 0, "REST requests over https failed: {rest:?}");
 }
