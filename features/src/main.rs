@@ -48,6 +48,9 @@ struct Args {
     /// Bound of every wait for a reply or event, in milliseconds.
     #[arg(long, default_value_t = 5000)]
     wait_ms: u64,
+    /// PEM file of CA certificates to trust besides the platform's roots, for an https/wss target with a private CA.
+    #[arg(long, env = "SUPERGROUP_CA_CERT")]
+    ca_cert: Option<PathBuf>,
 }
 
 /// `reports/conformance` at the workspace root.
@@ -81,6 +84,8 @@ async fn main() {
         concurrency: args.concurrency.max(1),
         wait: Duration::from_millis(args.wait_ms),
         other_app,
+        ca_cert: args.ca_cert,
+        server_tls: None,
     };
     match run(opts).await {
         Ok(outcome) => {

@@ -18,7 +18,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use supergroup_protocol::client::Rest;
+use supergroup_protocol::client::{Rest, Tls};
 use supergroup_protocol::rest::WebhookRegistration;
 
 /// What a run needs to know.
@@ -48,6 +48,10 @@ pub struct Options {
     pub wait: Duration,
     /// A second app on the target (`id`, `secret`) for the isolation scenarios; they do not run without one.
     pub other_app: Option<(String, String)>,
+    /// A PEM file of CA certificates trusted besides the platform's roots (`--ca-cert`), for https/wss targets.
+    pub ca_cert: Option<PathBuf>,
+    /// Serve the in-process reference server over https/wss with this certificate (tests of TLS end to end).
+    pub server_tls: Option<supergroup_server::tls::ServerTls>,
 }
 
 impl Options {
@@ -67,6 +71,8 @@ impl Options {
             concurrency: 8,
             wait: Duration::from_secs(5),
             other_app: None,
+            ca_cert: None,
+            server_tls: None,
         }
     }
 
@@ -172,7 +178,9 @@ pub async fn run(opts: Options) -> anyhow::Result<Outcome> {
         Some(_) => None,
         None => {
             opts.other_app.get_or_insert_with(|| (OTHER_APP.0.to_string(), OTHER_APP.1.to_string()));
-            Some(supergroup_server::spawn(reference_config()).await?)
+            let mut config = reference_config();
+            config.transport.tls = opts.server_tls.clone();
+            Some(supergroup_server::spawn(config).await?)
         }
     };
     let target = opts.target.clone().or_else(|| in_process.as_ref().map(|s| s.base_url())).unwrap_or_default();
@@ -192,7 +200,8 @@ async fn run_against(
     started_at: chrono::DateTime<chrono::Utc>,
     started: Instant,
 ) -> anyhow::Result<Outcome> {
-    let rest = Rest::new(target, &opts.app_id, &opts.secret);
+    let tls = Tls::from_option(opts.ca_cert.as_deref())?;
+    let rest = Rest::with_tls(target, &opts.app_id, &opts.secret, tls);
     let app = tokio::time::timeout(opts.wait, rest.app())
         .await
         .map_err(|_| anyhow::anyhow!("GET {} did not answer within {:?}", rest.url(""), opts.wait))?

@@ -11,7 +11,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::LazyLock;
 use std::time::Duration;
-use supergroup_protocol::client::{ApiError, Realtime, Rest};
+use supergroup_protocol::client::{ApiError, Realtime, Rest, WsConfig};
 use supergroup_protocol::frames::{ServerFrame, Ui};
 use supergroup_protocol::rest::{AppInfo, WebhookRegistration};
 
@@ -210,7 +210,9 @@ impl SgWorld {
     pub async fn conn(&mut self, user: &str) -> anyhow::Result<&mut Realtime> {
         if !self.conns.contains_key(user) {
             let url = self.realtime_url(user);
-            let rt = tokio::time::timeout(self.wait(), Realtime::connect(&url))
+            let suite = self.suite();
+            let connecting = Realtime::connect_tls(&url, WsConfig::default(), suite.rest.tls());
+            let rt = tokio::time::timeout(self.wait(), connecting)
                 .await
                 .map_err(|_| anyhow::anyhow!("expected {user} to connect within {:?}; nothing came", self.wait()))?
                 .map_err(|e| anyhow::anyhow!("expected {user} to connect; received {e}"))?;

@@ -132,6 +132,9 @@ pub struct RunArgs {
     /// Write the run's live figures to FILE, one JSON object per second (schema in loadgen/README.md).
     #[arg(long, value_name = "FILE")]
     pub out_jsonl: Option<PathBuf>,
+    /// PEM file of CA certificates to trust besides the platform's roots, for an https/wss target with a private CA.
+    #[arg(long, env = "SUPERGROUP_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]

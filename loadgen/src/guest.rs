@@ -20,7 +20,7 @@ use std::borrow::Cow;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use supergroup_protocol::client::{Ws, WsConfig, connect_ws};
+use supergroup_protocol::client::{Ws, WsConfig, connect_ws_tls};
 use supergroup_protocol::frames::{ClientFrame, ServerFrame, Ui};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -66,11 +66,12 @@ pub struct Joined {
 pub async fn join(ctx: &Ctx, user_id: &str, conversation_id: &str, as_guest: bool) -> Result<Joined, JoinError> {
     let url = ctx.rest.realtime_url(&ctx.rest.token(user_id));
     let started = Instant::now();
-    let mut ws = match tokio::time::timeout(JOIN_TIMEOUT, connect_ws(&url, WsConfig::default())).await {
-        Err(_) => return Err(JoinError::Connect(format!("timed out after {JOIN_TIMEOUT:?}"))),
-        Ok(Err(e)) => return Err(JoinError::Connect(short_error(&e.to_string()))),
-        Ok(Ok(ws)) => ws,
-    };
+    let mut ws =
+        match tokio::time::timeout(JOIN_TIMEOUT, connect_ws_tls(&url, WsConfig::default(), ctx.rest.tls())).await {
+            Err(_) => return Err(JoinError::Connect(format!("timed out after {JOIN_TIMEOUT:?}"))),
+            Ok(Err(e)) => return Err(JoinError::Connect(short_error(&e.to_string()))),
+            Ok(Ok(ws)) => ws,
+        };
     let connect = started.elapsed();
     let open_started = Instant::now();
     let frame = ClientFrame::Open {

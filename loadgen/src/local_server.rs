@@ -61,6 +61,9 @@ impl LocalServer {
             .args(["--guest-limit", &cfg.guest_limit.to_string()])
             .args(["--participant-limit", &cfg.participant_limit.to_string()])
             .args(["--outbound-queue", &cfg.outbound_queue.to_string()])
+            // The run measures fan-out: the open-file limit (checked before the
+            // run) bounds connections, and a talker's schedule is the load asked for.
+            .args(["--max-connections", "1000000", "--send-rate", "1000000", "--send-burst", "1000000"])
             .env("RUST_LOG", std::env::var("SUPERGROUP_SERVER_LOG").unwrap_or_else(|_| "warn".into()))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -42,7 +42,7 @@ use goose::{GooseAttack, GooseScheduler};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use supergroup_protocol::client::Rest;
+use supergroup_protocol::client::{Rest, Tls};
 use supergroup_protocol::limits::MAX_PARTICIPANTS_PER_PUT;
 use supergroup_protocol::rest::{AppInfo, ConversationUpsert};
 use tokio_util::sync::CancellationToken;
@@ -140,7 +140,8 @@ struct Run<'a> {
 impl Run<'_> {
     async fn execute(self) -> anyhow::Result<Outcome> {
         let w = self.workload;
-        let rest = Rest::new(&self.base_url, &self.args.app_id, &self.args.secret);
+        let tls = Tls::from_option(self.args.ca_cert.as_deref())?;
+        let rest = Rest::with_tls(&self.base_url, &self.args.app_id, &self.args.secret, tls);
         let app = rest
             .app()
             .await

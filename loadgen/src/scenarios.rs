@@ -218,6 +218,8 @@ struct ReaderNo(usize);
 
 async fn reader_start(ctx: Ctx, user: &mut GooseUser) -> TransactionResult {
     user.set_session_data(ReaderNo(ctx.take_reader_number()));
+    // The run's HTTP client, so an https target is trusted as --ca-cert says.
+    user.client = ctx.rest.http().clone();
     Ok(())
 }
 

@@ -52,6 +52,7 @@ fn small_run(target: Option<String>, out: PathBuf) -> RunArgs {
         server_exe: None,
         allow_over_limit: false,
         no_progress: true,
+        ca_cert: None,
         metrics_listen: None,
         out_jsonl: None,
     }

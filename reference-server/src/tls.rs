@@ -12,6 +12,9 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::path::Path;
 use std::sync::Arc;
 
+/// What the server serves TLS with.
+pub type ServerTls = Arc<rustls::ServerConfig>;
+
 /// A rustls server configuration from a PEM chain (leaf first) and a PEM key.
 pub fn server_config(cert: &Path, key: &Path) -> anyhow::Result<Arc<rustls::ServerConfig>> {
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)

@@ -17,7 +17,8 @@ pub async fn send_with_header(
     content_type: &str,
 ) -> RestOutcome {
     let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::GET);
-    let client = reqwest::Client::new();
+    // The run's client: the same trust (--ca-cert) as every other request.
+    let client = w.rest().http().clone();
     let mut req = client.request(method, url).timeout(w.wait());
     if let Some(h) = header {
         req = req.header("authorization", h);
@@ -103,7 +104,9 @@ fn variant(w: &SgWorld, user: &str, what: &str) -> String {
 #[when(regex = r#"^(\w+) connects with (.+)$"#)]
 async fn connects_with(w: &mut SgWorld, user: String, what: String) {
     let url = variant(w, &user, &what);
-    let outcome = match tokio::time::timeout(w.wait(), tokio_tungstenite::connect_async(url.as_str())).await {
+    let connector = Some(w.rest().tls().ws_connector());
+    let connecting = tokio_tungstenite::connect_async_tls_with_config(url.as_str(), None, false, connector);
+    let outcome = match tokio::time::timeout(w.wait(), connecting).await {
         Err(_) => RestOutcome { status: 0, code: None, body: "no answer to the upgrade".into() },
         Ok(Ok((ws, resp))) => {
             w.notes.insert("upgrade".into(), "101".into());

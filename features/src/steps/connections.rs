@@ -6,7 +6,7 @@ use crate::world::SgWorld;
 use cucumber::{given, then, when};
 use futures_util::StreamExt as _;
 use std::time::Duration;
-use supergroup_protocol::client::{Realtime, Rest};
+use supergroup_protocol::client::{Realtime, Rest, WsConfig, connect_ws_on};
 use supergroup_protocol::frames::{ServerFrame, Ui};
 use supergroup_protocol::rest::{ConversationUpsert, NewMessage};
 use supergroup_protocol::webhook::NOTIFICATION_TRIGGERED;
@@ -67,8 +67,8 @@ async fn stops_reading(w: &mut SgWorld, user: String, conv: String) -> anyhow::R
     let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
     socket.set_recv_buffer_size(SLOW_RCVBUF)?;
     let stream = socket.connect(addr).await?;
-    let (mut ws, _) =
-        tokio_tungstenite::client_async(url.as_str(), tokio_tungstenite::MaybeTlsStream::Plain(stream)).await?;
+    // Over TLS too: the handshake runs on this small-buffered socket.
+    let mut ws = connect_ws_on(stream, &url, WsConfig::default(), w.rest().tls()).await?;
     let open = format!(r#"{{"type":"open","ref":"slow","conversationId":"{}","asGuest":true}}"#, w.id(&conv));
     futures_util::SinkExt::send(&mut ws, Message::text(open)).await?;
     let reply = tokio::time::timeout(w.wait(), ws.next()).await?;

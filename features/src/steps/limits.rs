@@ -6,7 +6,7 @@ use super::describe;
 use crate::world::{RestOutcome, SgWorld};
 use cucumber::{given, then, when};
 use futures_util::StreamExt as _;
-use supergroup_protocol::client::Realtime;
+use supergroup_protocol::client::{Realtime, WsConfig};
 use supergroup_protocol::frames::{Role, ServerFrame, Ui};
 use supergroup_protocol::rest::ConversationUpsert;
 
@@ -22,6 +22,7 @@ async fn fill_guests(w: &mut SgWorld, less: String, conv: String) -> anyhow::Res
     let n = w.suite().app.guest_limit.saturating_sub(minus(&less)) as usize;
     let conv_id = w.id(&conv);
     let wait = w.wait();
+    let tls = w.rest().tls().clone();
     let start = w.crowd.len();
     let jobs: Vec<(String, String)> = (start..start + n)
         .map(|i| {
@@ -30,10 +31,11 @@ async fn fill_guests(w: &mut SgWorld, less: String, conv: String) -> anyhow::Res
         })
         .collect();
     let mut opened = futures_util::stream::iter(jobs.into_iter().map(|(id, url)| {
-        let conv_id = conv_id.clone();
+        let (conv_id, tls) = (conv_id.clone(), tls.clone());
         async move {
-            let mut rt =
-                Realtime::connect(&url).await.map_err(|e| anyhow::anyhow!("guest {id} could not connect: {e}"))?;
+            let mut rt = Realtime::connect_tls(&url, WsConfig::default(), &tls)
+                .await
+                .map_err(|e| anyhow::anyhow!("guest {id} could not connect: {e}"))?;
             let reply = rt.open(&conv_id, Ui::Chatbox, true, wait).await?;
             Ok::<_, anyhow::Error>((id, rt, reply))
         }

@@ -130,31 +130,38 @@ impl Tls {
         (*self.config).clone()
     }
 
-    /// The connector tokio-tungstenite uses for `wss://`.
-    pub(crate) fn ws_connector(&self) -> tokio_tungstenite::Connector {
+    /// The connector for tokio-tungstenite's `*_tls_with_config` functions,
+    /// for callers that need the raw handshake (e.g. the upgrade's HTTP body).
+    pub fn ws_connector(&self) -> tokio_tungstenite::Connector {
         tokio_tungstenite::Connector::Rustls(self.config.clone())
     }
 }
 
 /// A connect error in words a vendor can act on: a certificate that chains
-/// to no trusted root says to pass `--ca-cert`.
+/// to no trusted root says to pass `--ca-cert`. reqwest and tungstenite wrap
+/// the rustls error in layers that do not all expose it as a `source`, so
+/// the chain is searched by type and, failing that, by rustls's wording.
 pub fn describe(error: &(dyn std::error::Error + 'static), tls: &Tls) -> Option<String> {
+    let refused = |why: String| {
+        format!(
+            "the server's TLS certificate was refused ({why}); trusted: {}. For a private CA pass --ca-cert FILE",
+            tls.roots()
+        )
+    };
     let mut source = Some(error);
     while let Some(e) = source {
         if let Some(rustls::Error::InvalidCertificate(why)) = e.downcast_ref::<rustls::Error>() {
-            return Some(format!(
-                "the server's TLS certificate was refused ({why:?}); trusted: {}. For a private CA pass --ca-cert FILE",
-                tls.roots()
-            ));
+            return Some(refused(format!("{why:?}")));
         }
         if let Some(io) = e.downcast_ref::<std::io::Error>()
             && let Some(inner) = io.get_ref()
             && let Some(rustls::Error::InvalidCertificate(why)) = inner.downcast_ref::<rustls::Error>()
         {
-            return Some(format!(
-                "the server's TLS certificate was refused ({why:?}); trusted: {}. For a private CA pass --ca-cert FILE",
-                tls.roots()
-            ));
+            return Some(refused(format!("{why:?}")));
+        }
+        let text = e.to_string();
+        if let Some(i) = text.find("invalid peer certificate") {
+            return Some(refused(text[i..].to_string()));
         }
         source = e.source();
     }

@@ -28,6 +28,7 @@ mod rest_api;
 mod send_path;
 mod shutdown_drain;
 mod single_process;
+mod transport;
 mod typing;
 mod user_conversations;
 mod webhook_safety;
