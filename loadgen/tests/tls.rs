@@ -29,6 +29,10 @@ fn run_args(target: String, out: PathBuf, ca_cert: Option<PathBuf>) -> RunArgs {
         duration: Some(2.0),
         settle: 0.5,
         drain: 1.5,
+        step_rate: vec![],
+        step: 20.0,
+        stages: None,
+        stop_when: vec![],
         thresholds: vec![],
         out: Some(out),
         server_pid: None,
@@ -37,6 +41,8 @@ fn run_args(target: String, out: PathBuf, ca_cert: Option<PathBuf>) -> RunArgs {
         allow_over_limit: false,
         no_progress: true,
         ca_cert,
+        metrics_listen: None,
+        out_jsonl: None,
     }
 }
 
