@@ -51,6 +51,12 @@ const FLUSH_ON_SHUTDOWN: Duration = Duration::from_secs(2);
 /// Replies of one connection waiting for the writer, at most (SPEC.md 10.1):
 /// at this bound the connection stops reading until the oldest is answered.
 pub const MAX_IN_FLIGHT: usize = 32;
+/// How long the socket is kept after a 1009 close. The oversized message's
+/// remaining bytes are still unread (tungstenite stops at the frame header and
+/// reads nothing more); dropping the socket at once would make the kernel answer
+/// with a reset that can reach the peer before our close frame does, or break
+/// its write still in progress. One second per oversized message, bounded.
+const LINGER_AFTER_TOO_BIG: Duration = Duration::from_secs(1);
 
 pub async fn run(state: AppState, app: Arc<App>, user: String, mut socket: WebSocket) {
     let (outbox, mut rx, slow) = Outbox::new(&user, state.config.outbound_queue);
@@ -137,6 +143,9 @@ pub async fn run(state: AppState, app: Arc<App>, user: String, mut socket: WebSo
     if let Some((code, reason)) = closing {
         let frame = Message::Close(Some(CloseFrame { code, reason: reason.into() }));
         let _ = tokio::time::timeout(WRITE_STALL, socket.send(frame)).await;
+        if code == close::TOO_BIG {
+            tokio::time::sleep(LINGER_AFTER_TOO_BIG).await;
+        }
     }
 }
 
