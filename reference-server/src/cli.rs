@@ -46,7 +46,8 @@ pub struct ServerArgs {
     /// How long a notification window stays open, in milliseconds.
     #[arg(long, env = "SUPERGROUP_NOTIFICATION_DELAY_MS", default_value_t = 1000)]
     pub notification_delay_ms: u64,
-    /// Frames a connection may have queued before it is closed with 1008 "slow consumer".
+    /// Queue items a connection may hold before it is closed with 1008 "slow consumer"; one item is a
+    /// reply, or every frame of one room from one group commit.
     #[arg(long, env = "SUPERGROUP_OUTBOUND_QUEUE", default_value_t = DEFAULT_OUTBOUND_QUEUE)]
     pub outbound_queue: usize,
     /// After SIGINT/SIGTERM, keep serving HTTP this long (milliseconds) with /readyz at 503, then close.

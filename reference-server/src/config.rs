@@ -75,7 +75,7 @@ pub struct Config {
     pub db: String,
     /// How long a notification window stays open (`notificationDelayMs`).
     pub notification_delay_ms: u64,
-    /// Frames a connection may have queued before it is closed as a slow consumer.
+    /// Queue items (a reply, or one room's frames of one group commit) a connection may hold before it is closed as a slow consumer.
     pub outbound_queue: usize,
     /// Rules to break on purpose (conformance self-test only).
     pub violations: Violations,
@@ -179,7 +179,7 @@ impl Config {
     }
 }
 
-/// Default per-connection outbound queue, in frames.
+/// Default per-connection outbound queue, in items (a reply, or one room's frames of one group commit).
 pub const DEFAULT_OUTBOUND_QUEUE: usize = 1024;
 
 #[cfg(test)]
