@@ -229,6 +229,41 @@ impl Hub {
     }
 }
 
+/// Test-only faults (`--violate`): what a wrong server would do instead.
+impl Hub {
+    /// Connections holding `key` as guest (guest-slot-per-connection).
+    pub fn guest_connections(&self, key: &RoomKey) -> u64 {
+        self.rooms().get(key).map_or(0, |r| r.guests.values().map(|n| u64::from(*n)).sum())
+    }
+
+    /// Queues `frame` for the participant connections of `key` only (guest-sees-no-typing).
+    pub fn broadcast_participants(&self, key: &RoomKey, frame: &Utf8Bytes, skip_user: Option<&str>) {
+        let rooms = self.rooms();
+        let Some(room) = rooms.get(key) else { return };
+        for m in room.members.values().filter(|m| m.role == Role::Participant) {
+            if skip_user.is_none_or(|u| u != &*m.out.user) {
+                m.out.push(frame.clone());
+            }
+        }
+    }
+
+    /// Ends every guest presence in `key` with `closed` (guest-access-off-evicts-guests).
+    pub fn evict_guests(&self, key: &RoomKey, closed_frame: &Utf8Bytes) {
+        let mut rooms = self.rooms();
+        let Some(room) = rooms.get_mut(key) else { return };
+        let guests: Vec<ConnId> =
+            room.members.iter().filter(|(_, m)| m.role == Role::Guest).map(|(id, _)| *id).collect();
+        for id in guests {
+            if let Some(m) = room.remove(id) {
+                m.out.push(closed_frame.clone());
+            }
+        }
+        if room.members.is_empty() {
+            rooms.remove(key);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -170,6 +170,7 @@ async fn commit_and_deliver(
     for msg in &fresh {
         deliver(&state, &app, msg, &participants);
     }
+    crate::violation::faults::request_done(&state);
     Ok(out)
 }
 
@@ -220,14 +221,18 @@ fn deliver(
             Notify::Off => false,
             Notify::MentionsOnly => msg.text.contains(&format!("@{user}")),
         })
-        .filter(|(user, _)| !state.hub.user_has_open(&room, user))
+        .filter(|(user, _)| {
+            state.violates(Violation::NotifyPresenceCheckedLate) || !state.hub.user_has_open(&room, user)
+        })
         .map(|(user, _)| user.clone())
         .collect();
-    crate::notifier::add(state, app, msg, recipients, false);
-    if state.violates(Violation::GuestNotified) {
-        let guests = state.hub.guests(&room).into_iter().filter(|g| Some(g.as_str()) != sender).collect();
-        crate::notifier::add(state, app, msg, guests, true);
+    if state.violates(Violation::NotifyGroupedPerRequest) {
+        return crate::violation::faults::notify_per_request(state, app, msg, recipients);
     }
+    crate::notifier::add(state, app, msg, recipients, state.violates(Violation::NotifyOpenNotRechecked));
+    let members: Vec<&String> = participants.keys().collect();
+    let departed = crate::violation::faults::departed_guests(state, app, &msg.conversation_id, &members);
+    crate::notifier::add(state, app, msg, departed.into_iter().filter(|g| Some(g.as_str()) != sender).collect(), false);
 }
 
 /// `msg_` and 20 random alphanumerics.

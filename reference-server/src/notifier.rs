@@ -24,7 +24,7 @@ struct Window {
     /// Distinguishes this window from a later one under the same key.
     id: u64,
     messages: Vec<Message>,
-    /// Skip the "has it open" check (only under the guest-notified violation).
+    /// Skip the "has it open" check at window close (only under the notify-open-not-rechecked violation).
     unchecked: bool,
 }
 
@@ -53,7 +53,8 @@ impl Notifier {
 }
 
 /// Adds `msg` to the window of each recipient. `unchecked` recipients are
-/// notified even with the conversation open (guest-notified violation only).
+/// notified even with the conversation open at window close
+/// (notify-open-not-rechecked violation only).
 pub fn add(state: &AppState, app: &Arc<App>, msg: &Message, recipients: Vec<String>, unchecked: bool) {
     let n = &state.notifier;
     for user in recipients {

@@ -80,7 +80,10 @@ impl AppState {
             apps,
             db,
             hub: Hub::default(),
-            notifier: Notifier::new(std::time::Duration::from_millis(config.notification_delay_ms)),
+            notifier: Notifier::new(std::time::Duration::from_millis(
+                config.notification_delay_ms
+                    * if config.violations.has(Violation::NotifyDelayFourfold) { 4 } else { 1 },
+            )),
             webhooks: Webhooks::start(),
             config,
             send_order: tokio::sync::Mutex::new(()),

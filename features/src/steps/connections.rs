@@ -59,7 +59,7 @@ async fn user_closed(w: &mut SgWorld, code: u16) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[given(regex = r#"^(\w+) has "([^"]+)" open as a guest and stops reading$"#)]
+#[given(regex = r#"^(\w+) has "([^"]+)" open as a guest, is then made a participant, and stops reading$"#)]
 async fn stops_reading(w: &mut SgWorld, user: String, conv: String) -> anyhow::Result<()> {
     let url = w.realtime_url(&user);
     let addr = w.rest().base().trim_start_matches("http://").trim_start_matches("https://").to_string();

@@ -14,7 +14,7 @@ use crate::messaging::{self, Draft, Via};
 use crate::state::{App, AppState};
 use crate::store;
 use crate::transport::Bucket;
-use crate::violation::Violation;
+use crate::violation::{Violation, faults};
 use std::collections::HashMap;
 use std::sync::Arc;
 use supergroup_protocol::ErrorCode;
@@ -119,10 +119,18 @@ impl Handler {
 
     async fn open(&mut self, reference: Option<String>, conv: &str, ui: Ui, as_guest: bool) -> Result<(), ApiError> {
         let facts = self.facts(conv).await?;
-        let is_participant = facts.participants.iter().any(|u| **u == *self.out.user);
-        let role = if is_participant { Role::Participant } else { Role::Guest };
-        if role == Role::Guest {
-            if !as_guest {
+        let v = &self.state.config.violations;
+        let is_participant = facts.participants.iter().any(|u| **u == *self.out.user)
+            || (v.has(Violation::GuestLeavesTrace) && v.remembers("guest", &self.app.config.id, conv, &self.out.user));
+        let as_participant = is_participant && !(as_guest && v.has(Violation::ParticipantOpenedAsGuest));
+        let role = if as_participant { Role::Participant } else { Role::Guest };
+        if role == Role::Guest && !is_participant {
+            if v.has(Violation::RemovedParticipantRefusedAsGuest)
+                && v.remembers("removed", &self.app.config.id, conv, &self.out.user)
+            {
+                return Err(ApiError::new(ErrorCode::NotAParticipant, "you were removed from this conversation"));
+            }
+            if !as_guest && !v.has(Violation::GuestOpenWithoutAsGuest) {
                 return Err(ApiError::new(
                     ErrorCode::NotAParticipant,
                     "you are not a participant; open with asGuest true to join as a guest",
@@ -144,12 +152,23 @@ impl Handler {
             let why = format!("this connection already has {max_open} conversations open; close one first");
             return Err(ApiError::new(ErrorCode::TooManyOpen, why));
         }
-        let limit = (!self.state.violates(Violation::GuestLimitOff)).then(|| self.app.config.guest_limit());
+        let limit = (!self.state.violates(Violation::GuestLimitOff))
+            .then(|| self.app.config.guest_limit() + u32::from(self.state.violates(Violation::GuestLimitOffByOne)));
+        if role == Role::Guest
+            && self.state.violates(Violation::GuestSlotPerConnection)
+            && limit.is_some_and(|l| self.state.hub.guest_connections(&room) >= u64::from(l))
+        {
+            return Err(ApiError::new(ErrorCode::GuestLimitReached, "every guest connection slot is taken"));
+        }
         let role = match self.state.hub.open(&room, &self.out, role, limit) {
             Opened::New(role) => {
                 self.opened.push(room.clone());
+                if role == Role::Guest {
+                    faults::guest_opened(&self.state, &self.app, conv, &self.out.user);
+                }
                 role
             }
+            Opened::Already(_) if self.state.violates(Violation::PromotedGuestRoleSwitched) => role,
             Opened::Already(role) => role,
             Opened::GuestLimitReached => {
                 return Err(ApiError::new(
@@ -171,7 +190,11 @@ impl Handler {
     fn close(&mut self, reference: Option<String>, conv: &str) -> Result<(), ApiError> {
         check_id("conversationId", conv)?;
         let room = self.app.room(conv);
+        let role = self.state.hub.role_of(&room, self.out.id);
         self.state.hub.close(&room, self.out.id);
+        if role == Some(Role::Guest) {
+            faults::guest_closed(&self.state, &self.app, conv, &self.out.user);
+        }
         self.opened.retain(|k| k != &room);
         self.typing.remove(conv);
         self.reply(&ServerFrame::Closed { reference, conversation_id: conv.into() });
@@ -222,7 +245,12 @@ impl Handler {
     }
 
     async fn typing(&mut self, conv: &str, is_typing: bool) -> Result<(), ApiError> {
-        let role = self.role_in(conv).await?;
+        let mut role = self.role_in(conv).await?;
+        if self.state.violates(Violation::PromotedGuestTypingHidden)
+            && self.state.hub.guests(&self.app.room(conv)).iter().any(|g| **g == *self.out.user)
+        {
+            role = Role::Guest;
+        }
         if role == Role::Guest && !self.state.violates(Violation::GuestTypingShown) {
             return Ok(());
         }
@@ -233,12 +261,21 @@ impl Handler {
         }
         let user = self.out.user.to_string();
         let frame = ServerFrame::Typing { conversation_id: conv.into(), user_id: user.clone(), is_typing };
+        if self.state.violates(Violation::GuestSeesNoTyping) {
+            self.state.hub.broadcast_participants(&self.app.room(conv), &encode(&frame), Some(&user));
+            return Ok(());
+        }
         self.state.hub.broadcast(&self.app.room(conv), &encode(&frame), Some(&user));
         Ok(())
     }
 
     async fn read(&self, conv: &str) -> Result<(), ApiError> {
-        self.facts(conv).await?;
+        let facts = self.facts(conv).await?;
+        if self.state.violates(Violation::GuestReadAnswered)
+            && !facts.participants.iter().any(|u| **u == *self.out.user)
+        {
+            return Err(ApiError::new(ErrorCode::NotAParticipant, "guests keep no read state"));
+        }
         let (app_id, c, u) = (self.app.config.id.clone(), conv.to_string(), self.out.user.to_string());
         // For a guest (not a participant) this updates nothing: a silent no-op.
         self.state.db.call(move |db| store::mark_read(db, &app_id, &c, &u)).await?;
@@ -248,7 +285,14 @@ impl Handler {
     /// Leaves every conversation this connection had open.
     pub fn leave_all(&mut self) {
         for room in self.opened.drain(..) {
+            let role = self.state.hub.role_of(&room, self.out.id);
+            if role == Some(Role::Guest) && self.state.violates(Violation::GuestSlotKeptOnDisconnect) {
+                continue;
+            }
             self.state.hub.close(&room, self.out.id);
+            if role == Some(Role::Guest) {
+                faults::guest_closed(&self.state, &self.app, &room.1, &self.out.user);
+            }
         }
         self.typing.clear();
     }
