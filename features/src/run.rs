@@ -167,17 +167,30 @@ pub fn feature_tags_in(dir: &Path) -> anyhow::Result<TagIndex> {
     Ok(TagIndex { requirements: tagged, scenarios })
 }
 
+/// Held by a running `@serial` scenario. Cucumber already runs those alone
+/// within one run; this lock keeps them apart across runs that share the
+/// process too (the self-test runs several suites at once, one per fault
+/// switch), so timing windows and floods never overlap.
+static SERIAL: std::sync::LazyLock<Arc<tokio::sync::Mutex<()>>> = std::sync::LazyLock::new(Arc::default);
+
 /// Longest a whole run may take.
 const RUN_LIMIT: Duration = Duration::from_secs(600);
 
 /// The second app of the in-process reference server, for the isolation scenarios.
 pub const OTHER_APP: (&str, &str) = ("other", "sk_other");
 
+/// Notification delay of the in-process reference server, in milliseconds.
+pub const REFERENCE_NOTIFICATION_DELAY_MS: u64 = 500;
+
 /// The in-process reference server's configuration: `Config::for_tests()`
-/// (app `demo`, basic plan, 200 ms notification delay) plus [`OTHER_APP`].
+/// (app `demo`, basic plan) with a [`REFERENCE_NOTIFICATION_DELAY_MS`]
+/// notification delay, plus [`OTHER_APP`].
 pub fn reference_config() -> supergroup_server::Config {
     let mut config = supergroup_server::Config::for_tests();
     let first = config.apps.first().map(|a| a.plan).unwrap_or(supergroup_protocol::limits::Plan::Basic);
+    // Long enough that two requests land in one window on a loaded machine,
+    // short enough that a 4x window is far outside the timing allowance.
+    config.notification_delay_ms = REFERENCE_NOTIFICATION_DELAY_MS;
     config.apps.push(supergroup_server::AppConfig::new(OTHER_APP.0, OTHER_APP.1, first));
     config
 }
@@ -329,9 +342,20 @@ async fn run_cucumber(opts: &Options, suite: Arc<Suite>, dir: Option<&Path>) -> 
     let before_suite = suite.clone();
     let finished = SgWorld::cucumber()
         .max_concurrent_scenarios(opts.concurrency)
-        .before(move |_, _, _, world| {
+        .before(move |feature, rule, scenario, world| {
             world.join(before_suite.clone());
-            async {}.boxed_local()
+            let serial = feature
+                .tags
+                .iter()
+                .chain(rule.iter().flat_map(|r| &r.tags))
+                .chain(&scenario.tags)
+                .any(|t| t == "serial");
+            async move {
+                if serial {
+                    world.serial = Some(SERIAL.clone().lock_owned().await);
+                }
+            }
+            .boxed_local()
         })
         .after(|_, _, _, _, world| {
             async move {

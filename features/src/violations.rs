@@ -39,13 +39,32 @@ pub fn expectation(v: Violation) -> Expectation {
         GuestNotified => e(v, "SG-GUEST-1", &[r#"dave is not notified about "lobby""#], &["SG-GUEST-1"]),
         GuestCountsTowardParticipantLimit => e(v, "SG-GUEST-2", &["the request succeeds with {}"], &["SG-GUEST-2"]),
         GuestTypingShown => e(v, "SG-GUEST-3", &["alice has not seen dave typing"], &["SG-GUEST-3", "SG-TYPING-3"]),
-        GuestInUserConversations => {
-            e(v, "SG-GUEST-5", &["dave's conversations are nobody"], &["SG-GUEST-5", "SG-GUEST-4"])
-        }
-        GuestInboxAllowed => e(v, "SG-GUEST-6", &["dave is refused with guest_inbox_not_allowed"], &["SG-GUEST-6"]),
-        GuestInMemberList => {
-            e(v, "SG-GUEST-7", &["erin's opened reply lists alice and bob"], &["SG-GUEST-7", "SG-RT-13"])
-        }
+        GuestInUserConversations => e(
+            v,
+            "SG-GUEST-5",
+            &["dave's conversations are nobody", r#"dave's conversations are "team""#],
+            &["SG-GUEST-5", "SG-GUEST-4", "SG-LIST-1"],
+        ),
+        GuestInboxAllowed => e(
+            v,
+            "SG-GUEST-6",
+            &[
+                "dave is refused with guest_inbox_not_allowed",
+                r#"dave receives a frame {"type":"error","ref":"o","code":"guest_inbox_not_allowed"}"#,
+            ],
+            &["SG-GUEST-6", "SG-RT-15"],
+        ),
+        GuestInMemberList => e(
+            v,
+            "SG-GUEST-7",
+            &[
+                "erin's opened reply lists alice and bob",
+                r#"alice was never told that dave joined or left "lobby""#,
+                r#"bob was never told that dave joined or left "team""#,
+                r#"alice was told only once that bob joined "lobby""#,
+            ],
+            &["SG-GUEST-7", "SG-RT-13", "SG-RT-16", "SG-PART-10", "SG-PART-11"],
+        ),
         GuestLimitOff => e(
             v,
             "SG-GLIMIT-1",
@@ -58,14 +77,21 @@ pub fn expectation(v: Violation) -> Expectation {
             &["the request fails with 409 participant_limit_reached"],
             &["SG-PART-6", "SG-PART-7", "SG-PART-8", "SG-PART-9", "SG-GUEST-2", "SG-APP-2"],
         ),
-        GuestRestSender => {
-            e(v, "SG-GUEST-14", &["the request fails with 400 sender_not_participant"], &["SG-GUEST-14", "SG-MSG-7"])
-        }
+        GuestRestSender => e(
+            v,
+            "SG-GUEST-14",
+            &["the request fails with 400 sender_not_participant"],
+            &["SG-GUEST-14", "SG-MSG-7", "SG-MSG-6", "SG-REST-8"],
+        ),
         GuestJoinedAnnounced => e(
             v,
             "SG-GUEST-7",
-            &[r#"alice was never told that dave joined or left "lobby""#],
-            &["SG-GUEST-7", "SG-PART-10", "SG-PART-11"],
+            &[
+                r#"alice was never told that dave joined or left "lobby""#,
+                r#"bob was never told that dave joined or left "team""#,
+                r#"alice was told only once that bob joined "lobby""#,
+            ],
+            &["SG-GUEST-7", "SG-RT-16", "SG-PART-10", "SG-PART-11"],
         ),
         GuestSlotKeptOnDisconnect => e(
             v,
@@ -86,27 +112,55 @@ pub fn expectation(v: Violation) -> Expectation {
         GuestMessagesRemoved => e(
             v,
             "SG-GUEST-8",
-            &[r#"the history of "lobby" has "remember me" from dave by realtime"#],
+            &[
+                r#"the history of "lobby" has "remember me" from dave by realtime"#,
+                r#"the history of "lobby" has "gone but not forgotten" from dave by realtime"#,
+            ],
             &["SG-GUEST-8", "SG-RT-3"],
         ),
         GuestSeesNoTyping => e(
             v,
             "SG-TYPING-1",
-            &[r#"dave sees alice typing in "lobby""#],
-            &["SG-TYPING-1", "SG-TYPING-3", "SG-TYPING-4"],
+            &[
+                r#"dave sees alice typing in "lobby""#,
+                r#"erin sees bob typing in "lobby""#,
+                r#"dave sees carol typing in "lobby""#,
+            ],
+            &["SG-TYPING-1", "SG-TYPING-3", "SG-TYPING-4", "SG-GUEST-3"],
         ),
         PromotedGuestTypingHidden => {
             e(v, "SG-TYPING-1", &[r#"alice sees dave typing in "lobby""#], &["SG-TYPING-1", "SG-GUEST-17"])
         }
-        ParticipantOpenedAsGuest => {
-            e(v, "SG-GUEST-15", &[r#"alice is in "lobby" as a participant"#], &["SG-GUEST-15", "SG-GLIMIT-5"])
-        }
+        ParticipantOpenedAsGuest => e(
+            v,
+            "SG-GUEST-15",
+            &[
+                r#"alice is in "lobby" as a participant"#,
+                r#"alice is in "closed" as a participant"#,
+                r#"bob is in "lobby" as a participant"#,
+                r#"host is in "stage" as a participant"#,
+                r#"dave is in "lobby" as a participant"#,
+            ],
+            &["SG-GUEST-15", "SG-GLIMIT-5", "SG-GUEST-17"],
+        ),
         PromotedGuestRoleSwitched => e(v, "SG-GUEST-17", &[r#"dave is in "lobby" as a guest"#], &["SG-GUEST-17"]),
         GuestAccessOffEvictsGuests => e(v, "SG-GUEST-12", &[r#"dave sends "still here" in "lobby""#], &["SG-GUEST-12"]),
-        GuestOpenWithoutAsGuest => {
-            e(v, "SG-GUEST-10", &["dave is refused with not_a_participant"], &["SG-GUEST-10", "SG-GUEST-9", "SG-RT-15"])
-        }
-        GuestLeavesTrace => e(v, "SG-GUEST-9", &["dave is refused with not_a_participant"], &["SG-GUEST-9"]),
+        GuestOpenWithoutAsGuest => e(
+            v,
+            "SG-GUEST-10",
+            &[
+                "dave is refused with not_a_participant",
+                r#"dave receives a frame {"type":"error","ref":"o1","code":"not_a_participant"}"#,
+                r#"dave receives a frame {"type":"error","ref":"o","code":"not_a_participant"}"#,
+            ],
+            &["SG-GUEST-10", "SG-GUEST-9", "SG-RT-14", "SG-RT-15"],
+        ),
+        GuestLeavesTrace => e(
+            v,
+            "SG-GUEST-9",
+            &["dave is refused with not_a_participant", r#"dave is in "stage" as a guest on both connections"#],
+            &["SG-GUEST-9", "SG-GLIMIT-4"],
+        ),
         RemovedParticipantRefusedAsGuest => {
             e(v, "SG-GUEST-18", &[r#"bob is in "lobby" as a guest"#], &["SG-GUEST-18", "SG-PART-11", "SG-PART-12"])
         }

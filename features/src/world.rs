@@ -131,6 +131,8 @@ pub struct SgWorld {
     pub stopping: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     /// A connection that stopped reading (slow-consumer scenario), raw, with its user.
     pub slow: Option<(String, supergroup_protocol::client::Ws)>,
+    /// Held while an `@serial` scenario runs (see `run::SERIAL`).
+    pub serial: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
 impl fmt::Debug for SgWorld {

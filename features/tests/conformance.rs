@@ -73,7 +73,7 @@ async fn green() -> Vec<String> {
 /// The runs mostly wait (notification windows, webhook retries), so a few in
 /// parallel finish sooner on two cores without crowding the timing scenarios.
 fn parallel_runs() -> usize {
-    std::env::var("SG_SELFTEST_PARALLEL").ok().and_then(|v| v.parse().ok()).unwrap_or(3).max(1)
+    std::env::var("SG_SELFTEST_PARALLEL").ok().and_then(|v| v.parse().ok()).unwrap_or(2).max(1)
 }
 
 /// One switch's whole-suite run, judged against its line of `violations.rs`.

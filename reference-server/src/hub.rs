@@ -247,6 +247,14 @@ impl Hub {
         }
     }
 
+    /// Counts `user` as holding a guest slot of `key` without a connection,
+    /// for as long as the room lives (guest-slot-kept-on-disconnect).
+    pub fn leak_guest_slot(&self, key: &RoomKey, user: &Arc<str>) {
+        if let Some(room) = self.rooms().get_mut(key) {
+            *room.guests.entry(user.clone()).or_default() += 1;
+        }
+    }
+
     /// Ends every guest presence in `key` with `closed` (guest-access-off-evicts-guests).
     pub fn evict_guests(&self, key: &RoomKey, closed_frame: &Utf8Bytes) {
         let mut rooms = self.rooms();

@@ -71,7 +71,16 @@ async fn stops_reading(w: &mut SgWorld, user: String, conv: String) -> anyhow::R
         tokio_tungstenite::client_async(url.as_str(), tokio_tungstenite::MaybeTlsStream::Plain(stream)).await?;
     let open = format!(r#"{{"type":"open","ref":"slow","conversationId":"{}","asGuest":true}}"#, w.id(&conv));
     futures_util::SinkExt::send(&mut ws, Message::text(open)).await?;
-    let reply = tokio::time::timeout(w.wait(), ws.next()).await?;
+    // The reply is the first frame carrying our ref (a broadcast may come before it).
+    let reply = tokio::time::timeout(w.wait(), async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(t))) if !t.as_str().contains("\"ref\":\"slow\"") => continue,
+                other => break other,
+            }
+        }
+    })
+    .await?;
     let ok = matches!(&reply, Some(Ok(Message::Text(t))) if t.as_str().contains("\"opened\""));
     anyhow::ensure!(ok, "expected {user} to open {conv} as a guest; received {reply:?}");
     // Also a participant, so the server's notification tells when it dropped the connection.

@@ -286,10 +286,10 @@ impl Handler {
     pub fn leave_all(&mut self) {
         for room in self.opened.drain(..) {
             let role = self.state.hub.role_of(&room, self.out.id);
-            if role == Some(Role::Guest) && self.state.violates(Violation::GuestSlotKeptOnDisconnect) {
-                continue;
-            }
             self.state.hub.close(&room, self.out.id);
+            if role == Some(Role::Guest) && self.state.violates(Violation::GuestSlotKeptOnDisconnect) {
+                self.state.hub.leak_guest_slot(&room, &self.out.user);
+            }
             if role == Some(Role::Guest) {
                 faults::guest_closed(&self.state, &self.app, &room.1, &self.out.user);
             }
