@@ -3,13 +3,13 @@
 //! can also come from an environment variable `SUPERGROUP_*`.
 
 use crate::config::{AppConfig, Config, DEFAULT_OUTBOUND_QUEUE};
-use crate::violation::{Violation, Violations};
-use clap::Args;
 use crate::transport::{
     DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_USER, DEFAULT_MAX_OPEN_PER_CONNECTION,
     DEFAULT_SEND_BURST, DEFAULT_SEND_RATE, DEFAULT_TYPING_RATE, DEFAULT_WS_IDLE_TIMEOUT, DEFAULT_WS_PING_INTERVAL,
     Transport,
 };
+use crate::violation::{Violation, Violations};
+use clap::Args;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -101,7 +101,10 @@ impl TransportArgs {
             anyhow::ensure!(v.is_finite() && v > 0.0, "--{name} must be a positive number of seconds, got {v}");
             Ok(Duration::from_secs_f64(v))
         };
-        anyhow::ensure!(self.send_rate > 0.0 && self.send_burst >= 1.0, "--send-rate must be > 0 and --send-burst >= 1");
+        anyhow::ensure!(
+            self.send_rate > 0.0 && self.send_burst >= 1.0,
+            "--send-rate must be > 0 and --send-burst >= 1"
+        );
         anyhow::ensure!(self.typing_rate > 0.0, "--typing-rate must be > 0");
         let tls = match (&self.tls_cert, &self.tls_key) {
             (Some(cert), Some(key)) => Some(crate::tls::server_config(cert, key)?),

@@ -74,7 +74,8 @@ pub async fn serve(listener: TcpListener, router: Router, t: &Transport, shutdow
             continue;
         };
         keepalive(&stream, t.tcp_keepalive);
-        let (http, svc, tls, stop) = (http.clone(), TowerToHyperService::new(router.clone()), tls.clone(), stop.clone());
+        let (http, svc, tls, stop) =
+            (http.clone(), TowerToHyperService::new(router.clone()), tls.clone(), stop.clone());
         let (handshake, grace) = (t.header_timeout, t.shutdown_grace);
         tasks.spawn(async move {
             match tls {
@@ -103,8 +104,11 @@ pub async fn serve(listener: TcpListener, router: Router, t: &Transport, shutdow
 
 /// Serves one connection; on `stop`, lets the request in flight finish
 /// (keep-alive off) for at most `grace`, then drops the connection.
-async fn drive<I>(conn: http1::UpgradeableConnection<I, TowerToHyperService<Router>>, stop: CancellationToken, grace: Duration)
-where
+async fn drive<I>(
+    conn: http1::UpgradeableConnection<I, TowerToHyperService<Router>>,
+    stop: CancellationToken,
+    grace: Duration,
+) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
     tokio::pin!(conn);

@@ -18,8 +18,7 @@ pub fn server_config(cert: &Path, key: &Path) -> anyhow::Result<Arc<rustls::Serv
         .and_then(|certs| certs.collect::<Result<_, _>>())
         .map_err(|e| anyhow::anyhow!("--tls-cert {}: {e}", cert.display()))?;
     anyhow::ensure!(!chain.is_empty(), "--tls-cert {}: no CERTIFICATE block", cert.display());
-    let key =
-        PrivateKeyDer::from_pem_file(key).map_err(|e| anyhow::anyhow!("--tls-key {}: {e}", key.display()))?;
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| anyhow::anyhow!("--tls-key {}: {e}", key.display()))?;
     from_der(chain, key)
 }
 

@@ -335,12 +335,8 @@ pub async fn connect_ws_tls(url: &str, cfg: WsConfig, tls: &Tls) -> Result<Ws, R
 /// Opens the WebSocket over a TCP stream the caller connected (to set socket
 /// options first, e.g. a small receive buffer); `wss://` does the TLS handshake on it.
 pub async fn connect_ws_on(stream: TcpStream, url: &str, cfg: WsConfig, tls: &Tls) -> Result<Ws, RealtimeError> {
-    let connecting = tokio_tungstenite::client_async_tls_with_config(
-        url,
-        stream,
-        Some(ws_config(cfg)),
-        Some(tls.ws_connector()),
-    );
+    let connecting =
+        tokio_tungstenite::client_async_tls_with_config(url, stream, Some(ws_config(cfg)), Some(tls.ws_connector()));
     finish(connecting.await.map(|(ws, _)| ws), tls)
 }
 
