@@ -92,7 +92,9 @@ async fn judge(v: Violation) -> Judged {
         other_app: Some((OTHER_APP.0.to_string(), OTHER_APP.1.to_string())),
         ..Options::in_process()
     };
+    eprintln!("self-test: {} started", v.as_str());
     let outcome = run(opts).await.expect("the suite runs");
+    eprintln!("self-test: {} suite done in {:.0} s", v.as_str(), started.elapsed().as_secs_f64());
     server.stop().await.expect("server stops");
     let mut failing = outcome.report.failing(Level::Must);
     failing.extend(outcome.report.failing(Level::Should));
