@@ -370,6 +370,9 @@ async fn run_cucumber(opts: &Options, suite: Arc<Suite>, dir: Option<&Path>) -> 
             async move {
                 if let Some(w) = world {
                     w.hang_up().await;
+                    // Released here, not when the World is dropped: cucumber's
+                    // writers may keep a failed scenario's World for a while.
+                    w.serial = None;
                 }
             }
             .boxed_local()
