@@ -40,6 +40,13 @@ Feature: Apps and users
     Then user alice has name "Alicia", no email, no phone, role "speaker" and custom color "blue"
     And the createdAt of user alice did not change
 
+  @SG-USER-2
+  Scenario: null for name or role is the same as leaving it out
+    Given the app stored user "{alice}" with name "Alice" and role "speaker"
+    When the app sends PUT /users/{alice} with {"name": null, "role": null}
+    Then the request succeeds with {}
+    And user alice has name "Alice", no email, no phone, role "speaker" and an empty custom
+
   @SG-USER-4
   Scenario: An unknown user is 404
     When the app fetches user nobody

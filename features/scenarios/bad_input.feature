@@ -19,6 +19,9 @@ Feature: Bad input
       | PUT    | /conversations/{team}/participants/{bob} | [1,2 |
       | PUT    | /conversations/{team}              | {"name":   |
       | POST   | /conversations/{team}/messages     | {          |
+      | PUT    | /users/{bob}                       | <empty>    |
+      | PUT    | /conversations/{team}              | <empty>    |
+      | PUT    | /conversations/{team}/participants/{bob} | <empty> |
 
   @SG-REST-4
   Scenario Outline: A body of the wrong shape is refused with invalid_request
@@ -69,6 +72,16 @@ Feature: Bad input
       | POST   | /users/{bob}          | {}      | 405    | method_not_allowed |
       | PATCH  | /conversations/{team} | {}      | 405    | method_not_allowed |
 
+  @SG-REST-6
+  Scenario Outline: HEAD is the method of no route
+    When the app sends HEAD <path> with <body>
+    Then the answer is 405 without a body
+
+    Examples:
+      | path                  | body   |
+      | /users/{alice}        | <none> |
+      | /conversations/{team} | <none> |
+
   @SG-REST-7
   Scenario: A body over 1 MiB is refused with payload_too_large
     When the app sends PUT /users/{bob} with a body of 1048577 bytes
@@ -96,9 +109,20 @@ Feature: Bad input
     Then user "ünï cødé ✓" exists with name "Unicode"
 
   @SG-ID-3
-  Scenario: An encoded slash in a path id is refused
-    When the app sends GET /users/a%2Fb with <none>
+  Scenario Outline: An encoded slash or bytes that are not UTF-8 in a path id are refused
+    When the app sends GET <path> with <body>
     Then the answer is 400 invalid_id
+
+    Examples:
+      | path                 | body   |
+      | /users/a%2Fb         | <none> |
+      | /users/%FF           | <none> |
+      | /conversations/x%FFy | <none> |
+
+  @SG-REST-11
+  Scenario: A bad query parameter is refused before the conversation is looked up
+    When the app sends GET /conversations/{nowhere}/messages?limit=0 with <none>
+    Then the answer is 400 invalid_request
 
   @SG-ID-4
   Scenario: Ids are case-sensitive

@@ -31,11 +31,12 @@ Feature: Guest notifications
     And bob is notified of "question from the audience" in "lobby"
     And dave is not notified about "lobby"
 
-  @SG-NOTIFY-3
-  Scenario: A participant who has the conversation open is not notified
+  @serial @SG-NOTIFY-3
+  Scenario: A participant who has the conversation open when a message is stored is not notified, even after closing it
     Given a conversation "team" with participants alice, bob and carol
     And bob has "team" open
     When alice posts "standup in five" to "team"
+    And bob closes "team"
     Then carol is notified of "standup in five" in "team"
     And bob is not notified about "team"
 
@@ -80,6 +81,19 @@ Feature: Guest notifications
     Given a conversation "team" with participants alice and bob
     When alice posts "first" and "second" to "team" in one request
     Then bob gets one notification for "team" listing "first", "second"
+
+  @serial @SG-NOTIFY-5
+  Scenario: Messages of separate requests inside the delay are grouped into one event too
+    Given a conversation "team" with participants alice and bob
+    When alice posts "first" to "team"
+    And alice posts "second" to "team"
+    Then bob gets one notification for "team" listing "first", "second"
+
+  @serial @SG-NOTIFY-5 @SG-APP-2
+  Scenario: The event is sent when the window closes, notificationDelayMs after the first message
+    Given a conversation "team" with participants alice and bob
+    When alice posts "on time" to "team"
+    Then bob is notified of "on time" in "team" when the window closes
 
   @SG-NOTIFY-6
   Scenario: A system message never notifies

@@ -7,7 +7,7 @@ Feature: Inbox and user conversations
   Scenario: A conversation opened as a guest is never in the user's conversations
     Given a conversation "team" with participants dave
     And a conversation "lobby" with participants host
-    When dave opens "lobby" as a guest
+    When dave has "lobby" open as a guest
     Then dave's conversations are "team"
     When dave sends "guest words" in "lobby"
     Then dave's conversations are "team"
@@ -21,6 +21,19 @@ Feature: Inbox and user conversations
     And a conversation "new" with participants alice and bob
     When bob posts "revive" to "old"
     Then alice's conversations are "old", "new", "middle"
+
+  @SG-LIST-2
+  Scenario: Ties in latest activity are ordered by conversation id
+    Given alice is a participant of 12 conversations
+    Then alice's conversation list is ordered by latest activity, ties by id
+
+  @SG-LIST-4
+  Scenario: Messages from before a participant joined are not unread for them
+    Given a conversation "team" with participants alice
+    When alice posts "before bob" to "team"
+    And the app adds bob to "team"
+    And alice posts "after bob" to "team"
+    Then bob has 1 unread in "team"
 
   @SG-LIST-3 @SG-LIST-4
   Scenario: Unread counts count the others' messages since the user became a participant

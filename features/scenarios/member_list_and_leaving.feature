@@ -18,7 +18,7 @@ Feature: The member list and leaving
     Given a conversation "lobby" with participants alice
     And alice has "lobby" open
     And erin has "lobby" open as a guest
-    When dave opens "lobby" as a guest
+    When dave has "lobby" open as a guest
     And dave closes "lobby"
     And the app adds bob to "lobby"
     Then alice is told that bob joined "lobby"
@@ -81,13 +81,17 @@ Feature: The member list and leaving
     When dave disconnects
     Then the history of "lobby" has "gone but not forgotten" from dave by realtime
 
-  @SG-GUEST-9 @SG-GUEST-10
-  Scenario: A guest's presence leaves no trace
+  @SG-GUEST-10
+  Scenario: A user who is not a participant must ask to be a guest
     Given a conversation "lobby" with participants alice
     When dave opens "lobby"
     Then dave is refused with not_a_participant
-    When dave opens "lobby" as a guest
-    And dave closes "lobby"
+
+  @SG-GUEST-9
+  Scenario: A guest's presence leaves no trace
+    Given a conversation "lobby" with participants alice
+    And dave has "lobby" open as a guest
+    When dave closes "lobby"
     And dave opens "lobby"
     Then dave is refused with not_a_participant
     And the member list of "lobby" is alice

@@ -165,7 +165,7 @@ Feature: The realtime protocol
   @serial @SG-RT-25 @SG-RT-26
   Scenario: A connection that does not read is closed as a slow consumer, the others keep up
     Given a conversation "flood" with participants alice
-    And slowpoke has "flood" open as a guest and stops reading
+    And slowpoke has "flood" open as a guest, is then made a participant, and stops reading
     And reader has "flood" open as a guest
     When alice floods "flood" until slowpoke is dropped
     Then slowpoke is dropped with close code 1008 and reason "slow consumer"

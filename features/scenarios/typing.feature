@@ -37,6 +37,12 @@ Feature: Typing indicators
     And bob has not seen dave typing
     And dave got no reply to typing
 
+  @SG-TYPING-1 @SG-GUEST-17
+  Scenario: A guest made a participant is shown typing where they hold the conversation as participant
+    When the app adds dave to "lobby"
+    And dave opens "lobby" on a second connection and types there
+    Then alice sees dave typing in "lobby"
+
   @SG-TYPING-4
   Scenario: A read-only participant's typing is shown like anyone's
     Given carol is a participant of "lobby" with Read access

@@ -58,7 +58,7 @@ Feature: Webhooks and signatures
     And the suite's registration is restored
     And alice posts "heard again" to "team"
     Then a message.sent webhook for "heard again" names alice as participant
-    And no webhook came for "into the void"
+    And no message.sent webhook came for the message "into the void"
 
   @SG-HOOK-8
   Scenario: A failed delivery is retried once, about a second later, byte for byte

@@ -6,9 +6,11 @@ use clap::Parser;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
+use supergroup_conformance::expectations::ExpectedFailures;
 use supergroup_conformance::{Options, run};
 
-/// Checks a Super Group Chat server against SPEC.md.
+/// Checks a Super Group Chat server against SPEC.md. Every flag can also be
+/// given in the environment variable named in its help.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
@@ -22,35 +24,43 @@ struct Args {
     #[arg(long, env = "SUPERGROUP_SECRET", default_value = "sk_demo")]
     secret: String,
     /// Where the suite's webhook receiver listens.
-    #[arg(long, default_value = "127.0.0.1:0")]
+    #[arg(long, env = "SUPERGROUP_CONFORMANCE_WEBHOOK_LISTEN", default_value = "127.0.0.1:0")]
     webhook_listen: SocketAddr,
     /// The URL to register for webhooks instead of the receiver's own (for a server on another host).
-    #[arg(long)]
+    #[arg(long, env = "SUPERGROUP_CONFORMANCE_WEBHOOK_URL")]
     webhook_url: Option<String>,
     /// Cucumber tag expression, e.g. "@SG-GUEST-3 or @SG-TYPING-1".
-    #[arg(long, short = 't')]
+    #[arg(long, short = 't', env = "SUPERGROUP_CONFORMANCE_TAGS")]
     tags: Option<String>,
     /// Regex on scenario names.
-    #[arg(long, short = 'n')]
+    #[arg(long, short = 'n', env = "SUPERGROUP_CONFORMANCE_NAME")]
     name: Option<String>,
     /// Only the scenarios of these requirements (repeatable or comma separated).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, env = "SUPERGROUP_CONFORMANCE_REQUIREMENT", value_delimiter = ',')]
     requirement: Vec<String>,
     /// Directory for reports; a <timestamp> directory is created in it.
-    #[arg(long, default_value_os_t = default_out())]
+    #[arg(long, env = "SUPERGROUP_CONFORMANCE_OUT", default_value_os_t = default_out())]
     out: PathBuf,
     /// Scenarios in flight at once.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, env = "SUPERGROUP_CONFORMANCE_CONCURRENCY", default_value_t = 8)]
     concurrency: usize,
     /// A second app on the target as ID:SECRET, for the app-isolation scenarios (skipped without one).
-    #[arg(long)]
+    #[arg(long, env = "SUPERGROUP_CONFORMANCE_OTHER_APP")]
     other_app: Option<String>,
     /// Bound of every wait for a reply or event, in milliseconds.
-    #[arg(long, default_value_t = 5000)]
+    #[arg(long, env = "SUPERGROUP_CONFORMANCE_WAIT_MS", default_value_t = 5000)]
     wait_ms: u64,
     /// PEM file of CA certificates to trust besides the platform's roots, for an https/wss target with a private CA.
     #[arg(long, env = "SUPERGROUP_CA_CERT")]
     ca_cert: Option<PathBuf>,
+    /// Known failures: a file with one requirement id per line and the reason after it (`#` starts a
+    /// comment line). They are reported as expected; only other failures make the exit code 1.
+    #[arg(long, env = "SUPERGROUP_CONFORMANCE_EXPECT_FAIL")]
+    expect_fail: Option<PathBuf>,
+    /// Run the .feature files of this directory (your own scenarios, written with the steps of
+    /// features/STEPS.md) instead of the suite's.
+    #[arg(long, env = "SUPERGROUP_CONFORMANCE_FEATURES")]
+    features: Option<PathBuf>,
 }
 
 /// `reports/conformance` at the workspace root.
@@ -70,6 +80,14 @@ async fn main() {
             std::process::exit(2);
         }
     };
+    let expect_fail = match args.expect_fail.as_deref().map(ExpectedFailures::read) {
+        None => ExpectedFailures::default(),
+        Some(Ok(e)) => e,
+        Some(Err(e)) => {
+            eprintln!("supergroup-conformance: --expect-fail: {e:#}");
+            std::process::exit(2);
+        }
+    };
     let opts = Options {
         target: args.target,
         app_id: args.app_id,
@@ -86,6 +104,8 @@ async fn main() {
         other_app,
         ca_cert: args.ca_cert,
         server_tls: None,
+        features: args.features,
+        expect_fail,
     };
     match run(opts).await {
         Ok(outcome) => {

@@ -3,6 +3,7 @@
 //! was expected and what was received. Written as `report.md` and
 //! `report.html` next to cucumber's JUnit XML and Cucumber JSON.
 
+use crate::expectations::ExpectedFailures;
 use crate::recorder::{ScenarioResult, Status};
 use crate::requirements::{Level, Requirement};
 use std::collections::{BTreeMap, BTreeSet};
@@ -67,6 +68,8 @@ pub struct Report {
     pub filtered: bool,
     /// Why a requirement's scenarios could not run against this target, by requirement id.
     pub not_run_reasons: BTreeMap<String, String>,
+    /// Known failures (`--expect-fail`): they do not fail the run.
+    pub expected: ExpectedFailures,
 }
 
 impl Report {
@@ -96,7 +99,14 @@ impl Report {
                 Row { requirement: req.clone(), grade, scenarios }
             })
             .collect();
-        Report { meta, rows, results, filtered, not_run_reasons: BTreeMap::new() }
+        Report {
+            meta,
+            rows,
+            results,
+            filtered,
+            not_run_reasons: BTreeMap::new(),
+            expected: ExpectedFailures::default(),
+        }
     }
 
     fn counted(&self, level: Level) -> impl Iterator<Item = &Row> {
@@ -122,6 +132,61 @@ impl Report {
     /// Scenarios that did not pass.
     pub fn failed_scenarios(&self) -> Vec<&ScenarioResult> {
         self.results.iter().filter(|r| r.status != Status::Passed).collect()
+    }
+
+    /// MUST requirements that failed and are not expected to (`--expect-fail`).
+    pub fn regressions(&self) -> Vec<String> {
+        self.failing(Level::Must).into_iter().filter(|id| self.expected.reason(id).is_none()).collect()
+    }
+
+    /// Requirements expected to fail that passed: their line can go.
+    pub fn fixed(&self) -> Vec<String> {
+        self.rows
+            .iter()
+            .filter(|r| r.grade == Grade::Pass && self.expected.reason(&r.requirement.id).is_some())
+            .map(|r| r.requirement.id.clone())
+            .collect()
+    }
+
+    /// The exit-code gate: no MUST failed that is not expected to, and no
+    /// scenario failed outside every requirement (a feature file that does
+    /// not parse, a scenario without a requirement tag).
+    pub fn passes_gate(&self) -> bool {
+        self.regressions().is_empty() && self.failed_scenarios().iter().all(|s| !requirement_tags(s).is_empty())
+    }
+
+    /// How a row reads in the Result column.
+    pub fn label(&self, row: &Row) -> String {
+        let expected = self.expected.reason(&row.requirement.id).is_some();
+        match (row.grade, row.requirement.level, expected) {
+            (Grade::Fail, _, true) => "expected FAIL".into(),
+            (Grade::Fail, Level::Should, false) => "warning".into(),
+            (Grade::Pass, _, true) => "FIXED (listed as expected to fail)".into(),
+            (g, ..) => g.as_str().into(),
+        }
+    }
+
+    /// Why a failed row failed: its first failing scenario, step and message.
+    pub fn why(&self, row: &Row) -> Option<(String, String, String)> {
+        let s = row.scenarios.iter().find(|s| s.status != Status::Passed)?;
+        let message = s.error.as_deref().unwrap_or("").trim().lines().next().unwrap_or("").to_string();
+        Some((format!("{}:{} {}", s.file, s.line, s.name), s.failed_step.clone().unwrap_or_default(), message))
+    }
+
+    /// Rows in report order: new failures, expected failures, SHOULD warnings;
+    /// then fixed and passed; then what could not be checked.
+    pub fn ordered(&self) -> Vec<&Row> {
+        let rank = |r: &Row| match (r.grade, r.requirement.level, self.expected.reason(&r.requirement.id).is_some()) {
+            (Grade::Fail, Level::Must, false) => 0,
+            (Grade::Fail, _, true) => 1,
+            (Grade::Fail, ..) => 2,
+            (Grade::Pass, _, true) => 3,
+            (Grade::Pass, ..) => 4,
+            _ => 5,
+        };
+        let mut rows: Vec<&Row> = self.rows.iter().collect();
+        rows.sort_by_key(|r| rank(r));
+        rows
     }
 
     /// True when no MUST requirement and no scenario failed.
@@ -160,6 +225,21 @@ impl Report {
             .collect();
         if !not_run.is_empty() && !self.filtered {
             let _ = write!(line, "; not run against this target: {}", not_run.join(", "));
+        }
+        if !self.expected.is_empty() {
+            let regressions = self.regressions();
+            let expected: Vec<String> =
+                failing.iter().filter(|id| self.expected.reason(id).is_some()).cloned().collect();
+            if !regressions.is_empty() {
+                let _ = write!(line, "; NEW failures: {}", regressions.join(", "));
+            }
+            if !expected.is_empty() {
+                let _ = write!(line, "; expected failures (--expect-fail): {}", expected.join(", "));
+            }
+            let fixed = self.fixed();
+            if !fixed.is_empty() {
+                let _ = write!(line, "; FIXED, remove from the expect-fail file: {}", fixed.join(", "));
+            }
         }
         let should = self.failing(Level::Should);
         if !should.is_empty() {
@@ -201,13 +281,36 @@ impl Report {
         let _ = writeln!(md, "| Selection | {} |", self.meta.selection.as_deref().unwrap_or("all scenarios"));
         let _ =
             writeln!(md, "| Scenarios | {run} run, {passed} passed, {} failed; {steps} steps passed |\n", run - passed);
-        let _ = writeln!(md, "## Requirements\n");
+        let ordered = self.ordered();
+        let failed_rows: Vec<&&Row> = ordered.iter().filter(|r| r.grade == Grade::Fail).collect();
+        if !failed_rows.is_empty() {
+            let _ = writeln!(md, "## Requirements that failed\n");
+            let _ = writeln!(
+                md,
+                "| Requirement | Level | Result | Scenario | Failing step | Message |\n|---|---|---|---|---|---|"
+            );
+            for row in failed_rows {
+                let (scenario, step, message) = self.why(row).unwrap_or_default();
+                let mut message = message;
+                if let Some(reason) = self.expected.reason(&row.requirement.id) {
+                    message = format!("{message} (expected: {reason})");
+                }
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {} | {} | `{}` | {} |",
+                    row.requirement.id,
+                    row.requirement.level.as_str(),
+                    self.label(row),
+                    md_cell(&scenario),
+                    md_cell(&step),
+                    md_cell(&message)
+                );
+            }
+            md.push('\n');
+        }
+        let _ = writeln!(md, "## Requirements that passed or were not checked\n");
         let _ = writeln!(md, "| Requirement | Level | Result | Scenarios |\n|---|---|---|---|");
-        for row in &self.rows {
-            let grade = match (row.grade, row.requirement.level) {
-                (Grade::Fail, Level::Should) => "warning".to_string(),
-                (g, _) => g.as_str().to_string(),
-            };
+        for row in ordered.iter().filter(|r| r.grade != Grade::Fail) {
             let mut scenarios = grouped(&row.scenarios);
             if let Some(why) = self.not_run_reasons.get(&row.requirement.id).filter(|_| row.grade == Grade::NotRun) {
                 scenarios.push(format!("not run: {why}"));
@@ -217,7 +320,7 @@ impl Report {
                 "| {} | {} | {} | {} |",
                 row.requirement.id,
                 row.requirement.level.as_str(),
-                grade,
+                self.label(row),
                 md_cell(&scenarios.join("<br>"))
             );
         }
@@ -257,23 +360,32 @@ impl Report {
         ] {
             let _ = write!(h, "<tr><th>{k}</th><td>{}</td></tr>", esc(&v));
         }
-        h.push_str("</table><h2>Requirements</h2><table><tr><th>Requirement</th><th>Level</th><th>Result</th><th>Text</th><th>Scenarios</th></tr>");
-        for row in &self.rows {
-            let grade = match (row.grade, row.requirement.level) {
+        h.push_str("</table><h2>Requirements</h2><p>Failures first, with the failing step and its message.</p><table><tr><th>Requirement</th><th>Level</th><th>Result</th><th>Text</th><th>Scenarios, or why it failed</th></tr>");
+        for row in self.ordered() {
+            let label = self.label(row);
+            let class = match (row.grade, row.requirement.level) {
                 (Grade::Fail, Level::Should) => "warning",
                 (g, _) => g.as_str(),
             };
-            let mut scenarios: Vec<String> = grouped(&row.scenarios).iter().map(|s| esc(s)).collect();
+            let mut scenarios: Vec<String> = match self.why(row) {
+                Some((scenario, step, message)) => {
+                    vec![format!("{}<br><code>{}</code><br>{}", esc(&scenario), esc(&step), esc(&message))]
+                }
+                None => grouped(&row.scenarios).iter().map(|s| esc(s)).collect(),
+            };
+            if let Some(reason) = self.expected.reason(&row.requirement.id) {
+                scenarios.push(format!("expected to fail: {}", esc(reason)));
+            }
             if let Some(why) = self.not_run_reasons.get(&row.requirement.id).filter(|_| row.grade == Grade::NotRun) {
                 scenarios.push(format!("not run: {}", esc(why)));
             }
             let _ = write!(
                 h,
                 "<tr class=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                grade.replace(' ', "-"),
+                class.replace(' ', "-"),
                 esc(&row.requirement.id),
                 row.requirement.level.as_str(),
-                grade,
+                esc(&label),
                 esc(&row.requirement.text),
                 scenarios.join("<br>")
             );
@@ -297,6 +409,108 @@ impl Report {
         }
         h.push_str("</body></html>\n");
         h
+    }
+}
+
+impl Report {
+    /// `junit.xml`: one test case per requirement (classname: its area), so
+    /// CI dashboards list requirements. A MUST that failed unexpectedly is a
+    /// `<failure>` with the failing scenario, step and message; an expected
+    /// failure, a SHOULD warning and a requirement not checked are
+    /// `<skipped>` with the reason.
+    pub fn junit(&self) -> String {
+        let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+        let failures = self.regressions().len();
+        let skipped = self
+            .rows
+            .iter()
+            .filter(|r| {
+                let new_failure = r.grade == Grade::Fail
+                    && r.requirement.level == Level::Must
+                    && self.expected.reason(&r.requirement.id).is_none();
+                r.grade != Grade::Pass && !new_failure
+            })
+            .count();
+        let _ = writeln!(
+            x,
+            "<testsuites name=\"Super Group Chat conformance\" tests=\"{n}\" failures=\"{failures}\" skipped=\"{skipped}\">\n\
+             <testsuite name=\"SPEC.md requirements of {}\" tests=\"{n}\" failures=\"{failures}\" skipped=\"{skipped}\" time=\"{:.3}\">",
+            esc(&self.meta.target),
+            self.meta.duration.as_secs_f64(),
+            n = self.rows.len(),
+        );
+        for row in &self.rows {
+            let id = &row.requirement.id;
+            let area = id.rsplit_once('-').map_or(id.as_str(), |(a, _)| a);
+            let _ = write!(
+                x,
+                "  <testcase classname=\"{}\" name=\"{} {}\">",
+                esc(area),
+                esc(id),
+                row.requirement.level.as_str()
+            );
+            let details = || {
+                row.scenarios
+                    .iter()
+                    .filter(|s| s.status != Status::Passed)
+                    .map(|s| {
+                        format!(
+                            "{}:{} {}\n  step: {}\n  {}",
+                            s.file,
+                            s.line,
+                            s.name,
+                            s.failed_step.as_deref().unwrap_or("?"),
+                            s.error.as_deref().unwrap_or("").trim()
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n\n")
+            };
+            let expected = self.expected.reason(id);
+            match (row.grade, row.requirement.level, expected) {
+                (Grade::Pass, ..) => {
+                    if let Some(reason) = expected {
+                        let _ =
+                            write!(x, "<system-out>FIXED: listed as expected to fail ({})</system-out>", esc(reason));
+                    }
+                }
+                (Grade::Fail, Level::Must, None) => {
+                    let (_, step, message) = self.why(row).unwrap_or_default();
+                    let _ = write!(
+                        x,
+                        "<failure message=\"{}: {}\">{}</failure>",
+                        esc(&step),
+                        esc(&message),
+                        esc(&details())
+                    );
+                }
+                (Grade::Fail, _, Some(reason)) => {
+                    let _ = write!(
+                        x,
+                        "<skipped message=\"expected to fail: {}\"/><system-out>{}</system-out>",
+                        esc(reason),
+                        esc(&details())
+                    );
+                }
+                (Grade::Fail, ..) => {
+                    let _ = write!(
+                        x,
+                        "<skipped message=\"SHOULD not met (a warning)\"/><system-out>{}</system-out>",
+                        esc(&details())
+                    );
+                }
+                (Grade::NotRun, ..) => {
+                    let why = self.not_run_reasons.get(id).map_or("filtered out of this run", String::as_str);
+                    let _ = write!(x, "<skipped message=\"not run: {}\"/>", esc(why));
+                }
+                (Grade::NotCovered, ..) => {
+                    let _ = write!(x, "<skipped message=\"no scenario checks it\"/>");
+                }
+            }
+            x.push_str("</testcase>\n");
+        }
+        x.push_str("</testsuite>\n</testsuites>\n");
+        x
     }
 }
 

@@ -15,6 +15,10 @@ use supergroup_protocol::client::{ApiError, Realtime, Rest, WsConfig};
 use supergroup_protocol::frames::{ServerFrame, Ui};
 use supergroup_protocol::rest::{AppInfo, WebhookRegistration};
 
+/// The least time the suite allows a server between closing a notification
+/// window and the event arriving at the receiver (see [`Suite::notification_deadline`]).
+pub const DELIVERY_ALLOWANCE: Duration = Duration::from_millis(500);
+
 /// What every scenario of one run shares.
 #[derive(Debug)]
 pub struct Suite {
@@ -38,6 +42,14 @@ impl Suite {
     /// How long to wait for a notification: the app's delay plus a margin.
     pub fn notification_wait(&self) -> Duration {
         Duration::from_millis(self.app.notification_delay_ms) + self.wait
+    }
+
+    /// The latest a notification may come after the first message of its
+    /// window was sent: `notificationDelayMs` plus the delivery allowance,
+    /// the larger of the delay itself and [`DELIVERY_ALLOWANCE`].
+    pub fn notification_deadline(&self) -> Duration {
+        let delay = Duration::from_millis(self.app.notification_delay_ms);
+        delay + delay.max(DELIVERY_ALLOWANCE)
     }
 }
 
@@ -106,6 +118,11 @@ pub struct SgWorld {
     pub registration_changed: bool,
     /// `createdAt` of users and conversations as first read, by name.
     pub created_at: HashMap<String, i64>,
+    /// When the request that stored each message (by text) was sent, and when
+    /// the last one of each conversation (by id) was: the bounds of the
+    /// notification timing checks.
+    pub sent_at: HashMap<String, std::time::Instant>,
+    pub last_sent: HashMap<String, std::time::Instant>,
     /// Anything else a scenario needs to carry from one step to the next, by name.
     pub notes: HashMap<String, String>,
     /// A reference server the scenario started for itself (shutdown scenario).
@@ -114,6 +131,8 @@ pub struct SgWorld {
     pub stopping: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     /// A connection that stopped reading (slow-consumer scenario), raw, with its user.
     pub slow: Option<(String, supergroup_protocol::client::Ws)>,
+    /// Held while an `@serial` scenario runs (see `run::SERIAL`).
+    pub serial: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
 impl fmt::Debug for SgWorld {
@@ -146,6 +165,15 @@ impl SgWorld {
 
     pub fn wait(&self) -> Duration {
         self.suite().wait
+    }
+
+    /// Notes that the messages `texts` of conversation `conv_id` were sent by a
+    /// request that left at `before`.
+    pub fn mark_sent(&mut self, conv_id: &str, texts: &[&str], before: std::time::Instant) {
+        for t in texts {
+            self.sent_at.insert((*t).to_string(), before);
+        }
+        self.last_sent.insert(conv_id.to_string(), before);
     }
 
     /// The unique id of a user or conversation named `name` in this scenario.

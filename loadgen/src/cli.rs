@@ -50,46 +50,46 @@ pub enum Profile {
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
     /// Server to load, e.g. http://127.0.0.1:8080; without it a local reference server is started.
-    #[arg(long)]
+    #[arg(long, env = "SUPERGROUP_LOAD_TARGET")]
     pub target: Option<String>,
     /// App id on the target.
-    #[arg(long, default_value = "demo")]
+    #[arg(long, default_value = "demo", env = "SUPERGROUP_LOAD_APP_ID")]
     pub app_id: String,
     /// App secret on the target (REST bearer token and JWT key).
-    #[arg(long, default_value = "sk_demo")]
+    #[arg(long, default_value = "sk_demo", env = "SUPERGROUP_LOAD_SECRET")]
     pub secret: String,
     /// Workload shape: lobby or shoutbox.
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, env = "SUPERGROUP_LOAD_PROFILE")]
     pub profile: Option<Profile>,
     /// Guests in total (each one WebSocket that opens a conversation as a guest and receives).
-    #[arg(long)]
+    #[arg(long, env = "SUPERGROUP_LOAD_GUESTS")]
     pub guests: Option<usize>,
     /// Talkers in total (participants who send on a fixed schedule); at least one per conversation.
-    #[arg(long)]
+    #[arg(long, env = "SUPERGROUP_LOAD_TALKERS")]
     pub talkers: Option<usize>,
     /// Conversations; guests and talkers are spread across them round robin.
-    #[arg(long)]
+    #[arg(long, env = "SUPERGROUP_LOAD_CONVERSATIONS")]
     pub conversations: Option<usize>,
     /// REST readers (users that page history and a user's conversation list, once a second each).
-    #[arg(long)]
+    #[arg(long, env = "SUPERGROUP_LOAD_READERS")]
     pub readers: Option<usize>,
     /// Messages per second sent by each talker (open model: a fixed schedule, late sends are not forgiven).
-    #[arg(long)]
+    #[arg(long, env = "SUPERGROUP_LOAD_RATE")]
     pub rate: Option<f64>,
     /// Bytes of text per message.
-    #[arg(long)]
+    #[arg(long, env = "SUPERGROUP_LOAD_MESSAGE_BYTES")]
     pub message_bytes: Option<usize>,
     /// Connections opened per second while ramping up.
-    #[arg(long)]
+    #[arg(long, env = "SUPERGROUP_LOAD_RAMP")]
     pub ramp: Option<f64>,
     /// How long the talkers send, e.g. 10s, 1m, 500ms.
-    #[arg(long, value_parser = parse_secs)]
+    #[arg(long, value_parser = parse_secs, env = "SUPERGROUP_LOAD_DURATION")]
     pub duration: Option<f64>,
     /// Time between the end of the ramp and the first message, for the last connections to settle.
-    #[arg(long, value_parser = parse_secs, default_value = "2s")]
+    #[arg(long, value_parser = parse_secs, default_value = "2s", env = "SUPERGROUP_LOAD_SETTLE")]
     pub settle: f64,
     /// Time after the last message for deliveries in flight; what has not arrived then is lost.
-    #[arg(long, value_parser = parse_secs, default_value = "3s")]
+    #[arg(long, value_parser = parse_secs, default_value = "3s", env = "SUPERGROUP_LOAD_DRAIN")]
     pub drain: f64,
     /// Stepped workload: the rate per talker of each step, e.g. 5,10,20,40 (msg/s per talker, like --rate).
     #[arg(long, value_delimiter = ',', num_args = 1.., conflicts_with = "stages")]
@@ -105,26 +105,26 @@ pub struct RunArgs {
     #[arg(long = "stop-when", value_name = "EXPR")]
     pub stop_when: Vec<String>,
     /// Pass/fail rule, repeatable: 'fanout.p99<50ms', 'loss==0', 'errors==0', 'connect.p95<1s'.
-    #[arg(long = "threshold", value_name = "EXPR")]
+    #[arg(long = "threshold", value_name = "EXPR", env = "SUPERGROUP_LOAD_THRESHOLD")]
     pub thresholds: Vec<String>,
     /// Run even when the target's guest limit is below the guests per conversation, to probe the
     /// limit: refused guests are counted as `open: guest_limit_reached` errors.
-    #[arg(long)]
+    #[arg(long, env = "SUPERGROUP_LOAD_ALLOW_OVER_LIMIT")]
     pub allow_over_limit: bool,
     /// Report folder (default: reports/load/<UTC timestamp>/ at the workspace root).
-    #[arg(long)]
+    #[arg(long, env = "SUPERGROUP_LOAD_OUT")]
     pub out: Option<PathBuf>,
     /// Sample this process's CPU and memory once a second (a server on this machine given by --target).
-    #[arg(long)]
+    #[arg(long, env = "SUPERGROUP_LOAD_SERVER_PID")]
     pub server_pid: Option<u32>,
     /// Outbound queue (frames) of each connection of the local server before it closes a slow consumer.
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, default_value_t = 1024, env = "SUPERGROUP_LOAD_SERVER_OUTBOUND_QUEUE")]
     pub server_outbound_queue: usize,
     /// Executable that provides the `server` subcommand (default: this one).
-    #[arg(long, hide = true)]
+    #[arg(long, hide = true, env = "SUPERGROUP_LOAD_SERVER_EXE")]
     pub server_exe: Option<PathBuf>,
     /// No live progress line.
-    #[arg(long)]
+    #[arg(long, env = "SUPERGROUP_LOAD_NO_PROGRESS")]
     pub no_progress: bool,
     /// Serve the run's live figures at http://ADDR/metrics (Prometheus text), e.g. 127.0.0.1:9464.
     #[arg(long, value_name = "ADDR")]
@@ -144,10 +144,10 @@ pub struct CompareArgs {
     /// The candidate run's summary.json (or its folder).
     pub b: PathBuf,
     /// Where to write compare.md, compare.html and the overlay chart (default: reports/load/compare-<timestamp>/).
-    #[arg(long)]
+    #[arg(long, env = "SUPERGROUP_LOAD_COMPARE_OUT")]
     pub out: Option<PathBuf>,
     /// A figure that gets worse by more than this many percent is a regression.
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, default_value_t = 10.0, env = "SUPERGROUP_LOAD_COMPARE_TOLERANCE")]
     pub tolerance: f64,
 }
 

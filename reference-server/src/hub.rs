@@ -383,6 +383,20 @@ impl Presence {
         self.rooms.is_empty()
     }
 
+    /// Closes every room the connection holds; returns each with the role it
+    /// held there (None if it had been evicted).
+    pub fn leave_all(&mut self) -> Vec<(RoomKey, Option<Role>)> {
+        let rooms: Vec<RoomKey> = self.rooms.drain(..).collect();
+        rooms
+            .into_iter()
+            .map(|key| {
+                let role = self.hub.role_of(&key, self.conn);
+                self.hub.close(&key, self.conn);
+                (key, role)
+            })
+            .collect()
+    }
+
     /// Closes `key` on the connection; returns whether it had it open.
     pub fn close(&mut self, key: &RoomKey) -> bool {
         self.rooms.retain(|k| k != key);
@@ -394,6 +408,49 @@ impl Drop for Presence {
     fn drop(&mut self) {
         for key in self.rooms.drain(..) {
             self.hub.close(&key, self.conn);
+        }
+    }
+}
+
+/// Test-only faults (`--violate`): what a wrong server would do instead.
+impl Hub {
+    /// Connections holding `key` as guest (guest-slot-per-connection).
+    pub fn guest_connections(&self, key: &RoomKey) -> u64 {
+        self.rooms().get(key).map_or(0, |r| r.guests.values().map(|n| u64::from(*n)).sum())
+    }
+
+    /// Queues `frame` for the participant connections of `key` only (guest-sees-no-typing).
+    pub fn broadcast_participants(&self, key: &RoomKey, frame: &Utf8Bytes, skip_user: Option<&str>) {
+        let rooms = self.rooms();
+        let Some(room) = rooms.get(key) else { return };
+        for m in room.members.values().filter(|m| m.role == Role::Participant) {
+            if skip_user.is_none_or(|u| u != &*m.out.user) {
+                m.out.push(frame.clone());
+            }
+        }
+    }
+
+    /// Counts `user` as holding a guest slot of `key` without a connection,
+    /// for as long as the room lives (guest-slot-kept-on-disconnect).
+    pub fn leak_guest_slot(&self, key: &RoomKey, user: &Arc<str>) {
+        if let Some(room) = self.rooms().get_mut(key) {
+            *room.guests.entry(user.clone()).or_default() += 1;
+        }
+    }
+
+    /// Ends every guest presence in `key` with `closed` (guest-access-off-evicts-guests).
+    pub fn evict_guests(&self, key: &RoomKey, closed_frame: &Utf8Bytes) {
+        let mut rooms = self.rooms();
+        let Some(room) = rooms.get_mut(key) else { return };
+        let guests: Vec<ConnId> =
+            room.members.iter().filter(|(_, m)| m.role == Role::Guest).map(|(id, _)| *id).collect();
+        for id in guests {
+            if let Some(m) = room.remove(id) {
+                m.out.push(closed_frame.clone());
+            }
+        }
+        if room.members.is_empty() {
+            rooms.remove(key);
         }
     }
 }

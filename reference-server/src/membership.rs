@@ -37,7 +37,8 @@ pub fn admit(
     if state.violates(Violation::GuestCountsTowardParticipantLimit) {
         count += state.hub.guests(&app.room(conv)).len() as u64;
     }
-    let limit = u64::from(app.config.participant_limit());
+    let limit =
+        u64::from(app.config.participant_limit()) - u64::from(state.violates(Violation::ParticipantLimitOffByOne));
     if !state.violates(Violation::ParticipantLimitOff) && count + new.len() as u64 > limit {
         return Err(ApiError::new(
             ErrorCode::ParticipantLimitReached,
@@ -65,7 +66,14 @@ pub fn announce_joined(state: &AppState, app: &App, conv: &str, users: &[String]
 pub fn announce_left(state: &AppState, app: &App, conv: &str, user: &str) {
     let room = app.room(conv);
     let left = ServerFrame::ParticipantLeft { conversation_id: conv.into(), user_id: user.into() };
-    state.hub.broadcast(&room, &encode(&left), None);
+    let skip = state.violates(Violation::RemovedMemberNotTold).then_some(user);
+    state.hub.broadcast(&room, &encode(&left), skip);
+    if state.violates(Violation::RemovedParticipantRefusedAsGuest) {
+        state.config.violations.remember("removed", &app.config.id, conv, user);
+    }
+    if state.violates(Violation::RemovedMemberKeepsOpen) {
+        return;
+    }
     let closed = ServerFrame::Closed { reference: None, conversation_id: conv.into() };
     state.hub.evict_participant(&room, user, &encode(&closed));
 }

@@ -247,9 +247,14 @@ pub fn deliver(state: &AppState, stored: &[&Stored]) {
         .collect();
     state.hub.publish(&mut batch);
 
+    let mut last_job: Option<*const Stored> = None;
     for (rb, room) in batch.into_iter().zip(rooms) {
         for ((msg, s), recipients) in room.messages.into_iter().zip(rb.notify) {
             let app = &s.app;
+            if last_job.is_some_and(|j| !std::ptr::eq(j, s)) {
+                crate::violation::faults::request_done(state);
+            }
+            last_job = Some(s as *const Stored);
             let sender = msg.sender_id.as_ref().map(|id| Sender {
                 id: id.clone(),
                 role: if s.participants.contains_key(id) { Role::Participant } else { Role::Guest },
@@ -260,14 +265,29 @@ pub fn deliver(state: &AppState, stored: &[&Stored]) {
             if msg.kind != MessageType::UserMessage {
                 continue;
             }
-            crate::notifier::add(state, app, msg, recipients, false);
-            if state.violates(Violation::GuestNotified) {
-                let sender = msg.sender_id.as_deref();
-                let guests = state.hub.guests(&room.key).into_iter().filter(|g| Some(g.as_str()) != sender).collect();
-                crate::notifier::add(state, app, msg, guests, true);
+            let recipients = if state.violates(Violation::NotifyPresenceCheckedLate) {
+                notification_candidates(msg, &s.participants)
+            } else {
+                recipients
+            };
+            if state.violates(Violation::NotifyGroupedPerRequest) {
+                crate::violation::faults::notify_per_request(state, app, msg, recipients);
+                continue;
             }
+            crate::notifier::add(state, app, msg, recipients, state.violates(Violation::NotifyOpenNotRechecked));
+            let members: Vec<&String> = s.participants.keys().collect();
+            let departed = crate::violation::faults::departed_guests(state, app, &msg.conversation_id, &members);
+            let sender = msg.sender_id.as_deref();
+            crate::notifier::add(
+                state,
+                app,
+                msg,
+                departed.into_iter().filter(|g| Some(g.as_str()) != sender).collect(),
+                false,
+            );
         }
     }
+    crate::violation::faults::request_done(state);
 }
 
 /// One room's share of a group commit while [`deliver`] builds it.

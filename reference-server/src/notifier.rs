@@ -38,7 +38,7 @@ struct Window {
     messages: Vec<SharedMessage>,
     /// Bytes of `messages`, as counted against the budget.
     bytes: usize,
-    /// Skip the "has it open" check (only under the guest-notified violation).
+    /// Skip the "has it open" check at window close (only under the notify-open-not-rechecked violation).
     unchecked: bool,
 }
 
@@ -98,7 +98,8 @@ impl Notifier {
 }
 
 /// Adds `msg` to the window of each recipient. `unchecked` recipients are
-/// notified even with the conversation open (guest-notified violation only).
+/// notified even with the conversation open at window close
+/// (notify-open-not-rechecked violation only).
 pub fn add(state: &AppState, app: &Arc<App>, msg: &Message, recipients: Vec<String>, unchecked: bool) {
     if recipients.is_empty() {
         return;

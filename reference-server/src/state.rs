@@ -86,7 +86,10 @@ impl AppState {
             writer,
             hub: Arc::default(),
             notifier: Notifier::new(
-                std::time::Duration::from_millis(config.notification_delay_ms),
+                std::time::Duration::from_millis(
+                    config.notification_delay_ms
+                        * if config.violations.has(Violation::NotifyDelayFourfold) { 4 } else { 1 },
+                ),
                 config.hooks.notification_budget_bytes,
             ),
             webhooks: Webhooks::start(config.apps.iter().map(|a| a.id.clone()), config.hooks.clone())?,

@@ -18,7 +18,7 @@ fn body_of(w: &SgWorld, body: &str) -> Option<String> {
     }
 }
 
-#[when(regex = r#"^the app sends (GET|PUT|POST|PATCH|DELETE) (\S+) with (.*?)( as text/plain)?$"#)]
+#[when(regex = r#"^the app sends (GET|HEAD|PUT|POST|PATCH|DELETE) (\S+) with (.*?)( as text/plain)?$"#)]
 async fn app_sends(w: &mut SgWorld, method: String, path: String, body: String, plain: String) {
     let url = w.rest().url(&w.expand(&path));
     let auth = format!("Bearer {}", w.rest().secret());
@@ -33,6 +33,7 @@ async fn app_sends(w: &mut SgWorld, method: String, path: String, body: String, 
     w.last_rest = Some(send_with_header(w, &method, &url, Some(&auth), body, content_type).await);
 }
 
+/// Example: When a client sends PUT /users/{bob} with {} and the secret "sk_wrong"
 #[when(regex = r#"^a client sends (GET|PUT|POST|PATCH|DELETE) (\S+) with (.*) and the secret "([^"]*)"$"#)]
 async fn client_sends(w: &mut SgWorld, method: String, path: String, body: String, secret: String) {
     let url = w.rest().url(&w.expand(&path));
@@ -61,6 +62,16 @@ async fn answer_is(w: &mut SgWorld, status: u16, code: String) -> anyhow::Result
     let v: serde_json::Value = serde_json::from_str(&o.body)?;
     let message = v.pointer("/error/message").and_then(|m| m.as_str()).unwrap_or("");
     anyhow::ensure!(!message.is_empty(), "expected a non-empty error.message; received {}", o.body);
+    Ok(())
+}
+
+#[then(regex = r#"^the answer is (\d+) without a body$"#)]
+async fn answer_without_body(w: &mut SgWorld, status: u16) -> anyhow::Result<()> {
+    let o = last(w)?;
+    anyhow::ensure!(
+        o.status == status && o.body.is_empty(),
+        "expected HTTP {status} without a body (HEAD); received {o}"
+    );
     Ok(())
 }
 

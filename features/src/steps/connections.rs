@@ -59,7 +59,7 @@ async fn user_closed(w: &mut SgWorld, code: u16) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[given(regex = r#"^(\w+) has "([^"]+)" open as a guest and stops reading$"#)]
+#[given(regex = r#"^(\w+) has "([^"]+)" open as a guest, is then made a participant, and stops reading$"#)]
 async fn stops_reading(w: &mut SgWorld, user: String, conv: String) -> anyhow::Result<()> {
     let url = w.realtime_url(&user);
     let addr = w.rest().base().trim_start_matches("http://").trim_start_matches("https://").to_string();
@@ -71,7 +71,16 @@ async fn stops_reading(w: &mut SgWorld, user: String, conv: String) -> anyhow::R
     let mut ws = connect_ws_on(stream, &url, WsConfig::default(), w.rest().tls()).await?;
     let open = format!(r#"{{"type":"open","ref":"slow","conversationId":"{}","asGuest":true}}"#, w.id(&conv));
     futures_util::SinkExt::send(&mut ws, Message::text(open)).await?;
-    let reply = tokio::time::timeout(w.wait(), ws.next()).await?;
+    // The reply is the first frame carrying our ref (a broadcast may come before it).
+    let reply = tokio::time::timeout(w.wait(), async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(t))) if !t.as_str().contains("\"ref\":\"slow\"") => continue,
+                other => break other,
+            }
+        }
+    })
+    .await?;
     let ok = matches!(&reply, Some(Ok(Message::Text(t))) if t.as_str().contains("\"opened\""));
     anyhow::ensure!(ok, "expected {user} to open {conv} as a guest; received {reply:?}");
     // Also a participant, so the server's notification tells when it dropped the connection.

@@ -11,6 +11,7 @@ fn upsert(participants: Option<Vec<String>>, guest_access: Option<bool>) -> Conv
     ConversationUpsert { participants, guest_access, ..Default::default() }
 }
 
+/// Example: Given a conversation "lobby"
 #[given(regex = r#"^a conversation "([^"]+)"$"#)]
 async fn conversation(w: &mut SgWorld, conv: String) -> anyhow::Result<()> {
     let id = w.id(&conv);
@@ -171,6 +172,7 @@ async fn conversation_created_at(w: &mut SgWorld, conv: String) -> anyhow::Resul
     Ok(())
 }
 
+/// Example: When the app fetches "lobby"
 #[when(regex = r#"^the app fetches "([^"]+)"$"#)]
 async fn fetch_conversation(w: &mut SgWorld, conv: String) {
     let r = w.rest().get_conversation(&w.id(&conv)).await;
@@ -221,6 +223,7 @@ async fn gone(w: &mut SgWorld, conv: String) -> anyhow::Result<()> {
     }
 }
 
+/// Example: Then "lobby" has no last message and guest access true
 #[then(regex = r#"^"([^"]+)" has no last message and guest access (true|false)$"#)]
 async fn fresh_conversation(w: &mut SgWorld, conv: String, access: String) -> anyhow::Result<()> {
     let c = w.rest().get_conversation(&w.id(&conv)).await.map_err(|e| anyhow::anyhow!("GET {conv}: {e}"))?;

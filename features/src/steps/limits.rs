@@ -70,7 +70,11 @@ async fn all_in(w: &mut SgWorld, _conv: String) -> anyhow::Result<()> {
 async fn one_leaves(w: &mut SgWorld, how: String, conv: String) -> anyhow::Result<()> {
     let (_, mut rt) = w.crowd.pop().ok_or_else(|| anyhow::anyhow!("there is no guest left to leave"))?;
     if how == "disconnects" {
-        rt.disconnect().await;
+        let wait = w.wait();
+        anyhow::ensure!(
+            rt.disconnect_and_wait(wait).await,
+            "expected the server to end the guest's connection after the close frame within {wait:?}"
+        );
         return Ok(());
     }
     let conv_id = w.id(&conv);

@@ -27,7 +27,10 @@ async fn send(w: &mut SgWorld, user: &str, conv: &str, text: &str, key: Option<&
 #[when(regex = r#"^(\w+) sends "([^"]*)" in "([^"]+)"$"#)]
 async fn sends(w: &mut SgWorld, user: String, text: String, conv: String) -> anyhow::Result<()> {
     let text = w.expand(&text);
-    match send(w, &user, &conv, &text, None).await? {
+    let before = std::time::Instant::now();
+    let reply = send(w, &user, &conv, &text, None).await?;
+    w.mark_sent(&w.id(&conv), &[&text], before);
+    match reply {
         ServerFrame::Ack { message_id, .. } if message_id.starts_with("msg_") => Ok(()),
         other => anyhow::bail!("expected an ack with a msg_ id for {user}'s message; received {}", describe(&other)),
     }
@@ -77,7 +80,9 @@ async fn posts(w: &mut SgWorld, user: String, text: String, conv: String, key: S
     let text = w.expand(&text);
     w.notes.insert(format!("conv-of:{text}"), w.id(&conv));
     w.notes.insert("last-conv".into(), w.id(&conv));
+    let before = std::time::Instant::now();
     let r = w.rest().post_messages(&w.id(&conv), &[user_message(w.id(&user), text.clone(), key)]).await;
+    w.mark_sent(&w.id(&conv), &[&text], before);
     if let Ok(created) = &r
         && let Some(c) = created.first()
     {
@@ -454,7 +459,8 @@ async fn monotonic(w: &mut SgWorld, conv: String) -> anyhow::Result<()> {
 #[when(regex = r#"^(\w+) posts "([^"]*)" and "([^"]*)" to "([^"]+)" in one request$"#)]
 async fn posts_two(w: &mut SgWorld, user: String, a: String, b: String, conv: String) -> anyhow::Result<()> {
     let sender = w.id(&user);
-    let batch = [user_message(sender.clone(), a, None), user_message(sender, b, None)];
+    let batch = [user_message(sender.clone(), a.clone(), None), user_message(sender, b.clone(), None)];
+    w.mark_sent(&w.id(&conv), &[&a, &b], std::time::Instant::now());
     w.rest()
         .post_messages(&w.id(&conv), &batch)
         .await

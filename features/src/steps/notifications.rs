@@ -6,7 +6,7 @@ use super::GRACE;
 use crate::webhook_receiver::{DEFAULT_PATH, Delivery};
 use crate::world::SgWorld;
 use cucumber::{given, then, when};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use supergroup_protocol::rest::WebhookRegistration;
 use supergroup_protocol::webhook::{MESSAGE_SENT, NOTIFICATION_TRIGGERED};
 
@@ -20,7 +20,29 @@ fn quoted(list: &str) -> Vec<String> {
 
 #[then(regex = r#"^(\w+) is notified of "([^"]*)" in "([^"]+)"$"#)]
 async fn notified_of(w: &mut SgWorld, user: String, text: String, conv: String) -> anyhow::Result<()> {
-    let (conv_id, user_id, text) = (w.id(&conv), w.id(&user), w.expand(&text));
+    notification_of(w, &user, &text, &conv).await.map(drop)
+}
+
+#[then(regex = r#"^(\w+) is notified of "([^"]*)" in "([^"]+)" when the window closes$"#)]
+async fn notified_on_time(w: &mut SgWorld, user: String, text: String, conv: String) -> anyhow::Result<()> {
+    let d = notification_of(w, &user, &text, &conv).await?;
+    let text = w.expand(&text);
+    let sent = *w.sent_at.get(&text).ok_or_else(|| anyhow::anyhow!("the scenario sent no message {text:?}"))?;
+    let suite = w.suite();
+    let delay = Duration::from_millis(suite.app.notification_delay_ms);
+    let took = d.at.saturating_duration_since(sent);
+    anyhow::ensure!(
+        took + Duration::from_millis(20) >= delay && took <= suite.notification_deadline(),
+        "expected the notification when the window closes, notificationDelayMs ({delay:?}) after the message \
+         (allowed up to {:?}); it came {took:?} after the message was sent",
+        suite.notification_deadline()
+    );
+    Ok(())
+}
+
+/// Waits for `user`'s notification listing `text` in `conv` and checks its shape.
+async fn notification_of(w: &SgWorld, user: &str, text: &str, conv: &str) -> anyhow::Result<Delivery> {
+    let (conv_id, user_id, text) = (w.id(conv), w.id(user), w.expand(text));
     let suite = w.suite();
     let d = suite
         .inbox
@@ -40,15 +62,28 @@ async fn notified_of(w: &mut SgWorld, user: String, text: String, conv: String) 
         serde_json::from_value::<supergroup_protocol::rest::Message>(m.clone())
             .map_err(|e| anyhow::anyhow!("expected full message objects in the notification; {e}: {m}"))?;
     }
-    Ok(())
+    Ok(d)
+}
+
+/// How long a negative notification check watches: until the latest time a
+/// notification for the conversation's last message may still come
+/// ([`crate::world::Suite::notification_deadline`] after it was sent), and at
+/// least [`GRACE`] from now.
+fn watch_until(w: &SgWorld, conv_id: &str) -> Duration {
+    let grace = GRACE;
+    match w.last_sent.get(conv_id) {
+        Some(sent) => (*sent + w.suite().notification_deadline()).saturating_duration_since(Instant::now()).max(grace),
+        None => grace,
+    }
 }
 
 #[then(regex = r#"^(\w+) is not notified about "([^"]+)"$"#)]
 async fn not_notified(w: &mut SgWorld, user: String, conv: String) -> anyhow::Result<()> {
     let (conv_id, user_id) = (w.id(&conv), w.id(&user));
     let suite = w.suite();
-    // The positive control of the scenario has already been awaited; watch a little longer for a late event.
-    match suite.inbox.wait_for(&conv_id, "no notification", GRACE, |d| is_notification_for(d, &user_id)).await {
+    // Watch until a notification for the last message could no longer come in time.
+    let watch = watch_until(w, &conv_id);
+    match suite.inbox.wait_for(&conv_id, "no notification", watch, |d| is_notification_for(d, &user_id)).await {
         Ok(d) => {
             anyhow::bail!("expected no notification.triggered for {user} in {conv}; received one with {:?}", d.texts())
         }
@@ -75,7 +110,7 @@ async fn settled_notifications(
         .await?;
     let _ = suite
         .inbox
-        .wait_for(&conv_id, "a late extra notification", GRACE, |d| {
+        .wait_for(&conv_id, "a late extra notification", watch_until(w, &conv_id), |d| {
             is_notification_for(d, &user_id) && !d.texts().contains(&last)
         })
         .await;
@@ -248,13 +283,20 @@ async fn no_sent(w: &mut SgWorld, conv: String) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[then(regex = r#"^no webhook came for "([^"]*)"$"#)]
+#[then(regex = r#"^no message.sent webhook came for the message "([^"]*)"$"#)]
 async fn no_hook_for(w: &mut SgWorld, text: String) -> anyhow::Result<()> {
     let conv_id = w.notes.get(&format!("conv-of:{text}")).cloned().unwrap_or_default();
-    let ds = w.suite().inbox.deliveries(&conv_id);
-    let hits =
-        sent_for(&ds, &text).len() + ds.iter().filter(|d| d.texts().contains(&text) && d.kind != MESSAGE_SENT).count();
-    anyhow::ensure!(hits == 0, "expected no webhook for {text:?} (sent while unregistered); received {hits}");
+    // The positive control (a later message's webhook) has come; deliveries of
+    // different events are not ordered, so watch a little longer.
+    let r = w
+        .suite()
+        .inbox
+        .wait_for(&conv_id, "no message.sent", GRACE, |d| d.kind == MESSAGE_SENT && d.texts().contains(&text))
+        .await;
+    anyhow::ensure!(
+        r.is_err(),
+        "expected no message.sent webhook for {text:?} (stored while no webhook was registered); one came"
+    );
     Ok(())
 }
 

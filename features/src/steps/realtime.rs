@@ -74,7 +74,11 @@ async fn closes(w: &mut SgWorld, user: String, conv: String) -> anyhow::Result<(
 #[when(regex = r#"^(\w+) disconnects$"#)]
 async fn disconnects(w: &mut SgWorld, user: String) -> anyhow::Result<()> {
     let conn = w.conns.remove(&user).ok_or_else(|| anyhow::anyhow!("{user} has no connection to close"))?;
-    conn.disconnect().await;
+    let wait = w.wait();
+    anyhow::ensure!(
+        conn.disconnect_and_wait(wait).await,
+        "expected the server to end {user}'s connection after the close frame (close reply, then end of stream) within {wait:?}"
+    );
     Ok(())
 }
 

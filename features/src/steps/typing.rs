@@ -26,6 +26,20 @@ async fn starts_typing(w: &mut SgWorld, user: String, conv: String, second: Stri
     Ok(())
 }
 
+#[when(regex = r#"^(\w+) opens "([^"]+)" on a second connection and types there$"#)]
+async fn types_on_second(w: &mut SgWorld, user: String, conv: String) -> anyhow::Result<()> {
+    let other = format!("{user}#2");
+    let reply = w.open(&other, &conv, Ui::Chatbox, false).await?;
+    anyhow::ensure!(
+        matches!(reply, ServerFrame::Opened { .. }),
+        "expected {user}'s second connection to open {conv}; received {}",
+        describe(&reply)
+    );
+    let frame = ClientFrame::Typing { reference: None, conversation_id: w.id(&conv), is_typing: true };
+    w.conn(&other).await?.send(&frame).await?;
+    Ok(())
+}
+
 fn typing_of(f: &ServerFrame, conv_id: &str, user_id: &str) -> bool {
     matches!(f, ServerFrame::Typing { conversation_id, user_id: u, is_typing: true } if conversation_id == conv_id && u == user_id)
 }

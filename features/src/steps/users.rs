@@ -182,7 +182,14 @@ async fn plan_presets(w: &mut SgWorld) -> anyhow::Result<()> {
         "growth" => Some((300, 1250)),
         _ => None,
     };
-    if let Some((p, g)) = want {
+    let Some((p, g)) = want else {
+        anyhow::bail!(
+            "expected the app on plan basic or growth, whose presets SG-APP-3 checks; GET app reports plan {:?} \
+             (run the suite against an app on one of them)",
+            app.plan
+        )
+    };
+    {
         anyhow::ensure!(
             (app.participant_limit, app.guest_limit) == (p, g),
             "expected plan {} to have {p} participants and {g} guests; GET app reports {} and {}",
@@ -289,4 +296,26 @@ async fn list_conversations(w: &mut SgWorld, user: String, limit: String, after:
     };
     let r = w.rest().user_conversations(&w.id(&user), &q).await;
     w.last_rest = Some(RestOutcome::of(&r));
+}
+
+#[then(regex = r#"^(\w+)'s conversation list is ordered by latest activity, ties by id$"#)]
+async fn ordered_by_activity(w: &mut SgWorld, user: String) -> anyhow::Result<()> {
+    let list = conversations_of(w, &user).await?;
+    let key = |c: &UserConversation| {
+        let activity = c.conversation.last_message.as_ref().map_or(c.conversation.created_at, |m| m.created_at);
+        (std::cmp::Reverse(activity), c.conversation.id.clone())
+    };
+    let got: Vec<(std::cmp::Reverse<i64>, String)> = list.iter().map(key).collect();
+    let mut want = got.clone();
+    want.sort();
+    let names = |v: &[(std::cmp::Reverse<i64>, String)]| {
+        v.iter().map(|(t, id)| format!("{} at {}", w.name_of(id), t.0)).collect::<Vec<_>>()
+    };
+    anyhow::ensure!(
+        got == want,
+        "expected {user}'s conversations by latest activity, most recent first, ties by id in byte order: {:?}; received {:?}",
+        names(&want),
+        names(&got)
+    );
+    Ok(())
 }

@@ -261,6 +261,18 @@ impl Realtime {
         let _ = self.ws.close(None).await;
     }
 
+    /// Closes the WebSocket (code 1000) and waits, at most `wait`, until the
+    /// server has ended the connection (its close frame came and the stream
+    /// ended), so that the server has processed the close. Returns whether it did.
+    pub async fn disconnect_and_wait(mut self, wait: Duration) -> bool {
+        let ended = async {
+            let _ = self.ws.close(None).await;
+            // Bounded by `wait` below; frames still queued before the close are dropped.
+            while let Some(Ok(_)) = self.ws.next().await {}
+        };
+        tokio::time::timeout(wait, ended).await.is_ok()
+    }
+
     async fn read_wire(&mut self) -> Result<Event, RealtimeError> {
         if let Some((code, reason)) = &self.closed {
             return Ok(Event::Closed { code: *code, reason: reason.clone() });

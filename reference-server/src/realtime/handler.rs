@@ -24,7 +24,7 @@ use crate::messaging::{Draft, Via};
 use crate::state::{App, AppState};
 use crate::store;
 use crate::transport::Bucket;
-use crate::violation::Violation;
+use crate::violation::{Violation, faults};
 use axum::extract::ws::Utf8Bytes;
 use std::collections::HashMap;
 use std::future::Future;
@@ -141,21 +141,36 @@ impl Handler {
         let room = self.app.room(conv);
         if let Some(role) = self.state.hub.role_of(&room, self.out.id) {
             let facts = self.facts(conv).await?;
+            // promoted-guest-role-switched: answers the role a first open would get now.
+            let role = match self.state.violates(Violation::PromotedGuestRoleSwitched) {
+                true => self.admit(&facts, conv, ui, as_guest).unwrap_or(role),
+                false => role,
+            };
             return Ok(self.opened(reference, conv, &room, role, facts.participants));
         }
         for _ in 0..OPEN_ATTEMPTS {
             let epoch = self.state.hub.epoch(&room);
             let facts = self.facts(conv).await?;
-            let role = self.admit(&facts, ui, as_guest)?;
+            let role = self.admit(&facts, conv, ui, as_guest)?;
             let max_open = self.state.config.transport.max_open_per_connection;
             if self.presence.len() >= max_open {
                 let why = format!("this connection already has {max_open} conversations open; close one first");
                 return Err(ApiError::new(ErrorCode::TooManyOpen, why));
             }
-            let limit = (!self.state.violates(Violation::GuestLimitOff)).then(|| self.app.config.guest_limit());
+            let limit = (!self.state.violates(Violation::GuestLimitOff))
+                .then(|| self.app.config.guest_limit() + u32::from(self.state.violates(Violation::GuestLimitOffByOne)));
+            if role == Role::Guest
+                && self.state.violates(Violation::GuestSlotPerConnection)
+                && limit.is_some_and(|l| self.state.hub.guest_connections(&room) >= u64::from(l))
+            {
+                return Err(ApiError::new(ErrorCode::GuestLimitReached, "every guest connection slot is taken"));
+            }
             let role = match self.state.hub.open(&room, &self.out, role, limit, epoch) {
                 Opened::New(role) => {
                     self.presence.opened(&room);
+                    if role == Role::Guest {
+                        faults::guest_opened(&self.state, &self.app, conv, &self.out.user);
+                    }
                     role
                 }
                 Opened::Already(role) => role,
@@ -173,11 +188,20 @@ impl Handler {
     }
 
     /// The role `open` gives this user, or why it refuses (SPEC.md 10.3, steps 2 to 5).
-    fn admit(&self, facts: &Facts, ui: Ui, as_guest: bool) -> Result<Role, ApiError> {
-        if facts.participants.iter().any(|u| **u == *self.out.user) {
-            return Ok(Role::Participant);
+    fn admit(&self, facts: &Facts, conv: &str, ui: Ui, as_guest: bool) -> Result<Role, ApiError> {
+        let v = &self.state.config.violations;
+        let is_participant = facts.participants.iter().any(|u| **u == *self.out.user)
+            || (v.has(Violation::GuestLeavesTrace) && v.remembers("guest", &self.app.config.id, conv, &self.out.user));
+        if is_participant {
+            let as_guest_anyway = as_guest && v.has(Violation::ParticipantOpenedAsGuest);
+            return Ok(if as_guest_anyway { Role::Guest } else { Role::Participant });
         }
-        if !as_guest {
+        if v.has(Violation::RemovedParticipantRefusedAsGuest)
+            && v.remembers("removed", &self.app.config.id, conv, &self.out.user)
+        {
+            return Err(ApiError::new(ErrorCode::NotAParticipant, "you were removed from this conversation"));
+        }
+        if !as_guest && !v.has(Violation::GuestOpenWithoutAsGuest) {
             return Err(ApiError::new(
                 ErrorCode::NotAParticipant,
                 "you are not a participant; open with asGuest true to join as a guest",
@@ -219,7 +243,12 @@ impl Handler {
 
     fn close(&mut self, reference: Option<String>, conv: &str) -> Result<Answer, ApiError> {
         check_id("conversationId", conv)?;
-        self.presence.close(&self.app.room(conv));
+        let room = self.app.room(conv);
+        let role = self.state.hub.role_of(&room, self.out.id);
+        self.presence.close(&room);
+        if role == Some(Role::Guest) {
+            faults::guest_closed(&self.state, &self.app, conv, &self.out.user);
+        }
         self.typing.remove(conv);
         Ok(Answer::Now(encode(&ServerFrame::Closed { reference, conversation_id: conv.into() })))
     }
@@ -276,7 +305,12 @@ impl Handler {
     }
 
     async fn typing(&mut self, conv: &str, is_typing: bool) -> Result<(), ApiError> {
-        let role = self.role_in(conv).await?;
+        let mut role = self.role_in(conv).await?;
+        if self.state.violates(Violation::PromotedGuestTypingHidden)
+            && self.state.hub.guests(&self.app.room(conv)).iter().any(|g| **g == *self.out.user)
+        {
+            role = Role::Guest;
+        }
         if role == Role::Guest && !self.state.violates(Violation::GuestTypingShown) {
             return Ok(());
         }
@@ -287,15 +321,42 @@ impl Handler {
         }
         let user = self.out.user.to_string();
         let frame = ServerFrame::Typing { conversation_id: conv.into(), user_id: user.clone(), is_typing };
+        if self.state.violates(Violation::GuestSeesNoTyping) {
+            self.state.hub.broadcast_participants(&self.app.room(conv), &encode(&frame), Some(&user));
+            return Ok(());
+        }
         self.state.hub.broadcast(&self.app.room(conv), &encode(&frame), Some(&user));
         Ok(())
     }
 
     async fn read(&self, conv: &str) -> Result<(), ApiError> {
-        self.facts(conv).await?;
+        let facts = self.facts(conv).await?;
+        if self.state.violates(Violation::GuestReadAnswered)
+            && !facts.participants.iter().any(|u| **u == *self.out.user)
+        {
+            return Err(ApiError::new(ErrorCode::NotAParticipant, "guests keep no read state"));
+        }
         let (app_id, c, u) = (self.app.config.id.clone(), conv.to_string(), self.out.user.to_string());
         // For a guest (not a participant) this updates nothing: a silent no-op.
         self.state.db.call(move |db| store::mark_read(db, &app_id, &c, &u)).await?;
         Ok(())
+    }
+}
+
+/// Test-only faults on the way out (the presence guard leaves every room
+/// right after, also when the connection task panics).
+impl Drop for Handler {
+    fn drop(&mut self) {
+        if !self.state.config.violations.any() {
+            return;
+        }
+        for (room, role) in self.presence.leave_all() {
+            if role == Some(Role::Guest) {
+                if self.state.violates(Violation::GuestSlotKeptOnDisconnect) {
+                    self.state.hub.leak_guest_slot(&room, &self.out.user);
+                }
+                faults::guest_closed(&self.state, &self.app, &room.1, &self.out.user);
+            }
+        }
     }
 }

@@ -52,6 +52,7 @@ pub async fn put_conversation(
     if let Some(c) = &body.custom {
         crate::validate::custom(c)?;
     }
+    let evict_guests = body.guest_access == Some(false) && state.violates(Violation::GuestAccessOffEvictsGuests);
     let (st, ap, conv) = (state.clone(), app.clone(), id.clone());
     let added = state
         .db
@@ -59,12 +60,22 @@ pub async fn put_conversation(
             let app_id = ap.config.id.as_str();
             let tx = c.transaction()?;
             store::upsert_conv(&tx, app_id, &conv, &body, crate::now_ms())?;
-            let added = membership::admit(&st, &ap, &tx, &conv, &listed, ParticipantSettings::default())?;
+            let added = match membership::admit(&st, &ap, &tx, &conv, &listed, ParticipantSettings::default()) {
+                Err(e) if st.violates(Violation::ConversationPutPartial) => {
+                    tx.commit()?;
+                    return Err(e);
+                }
+                r => r?,
+            };
             tx.commit()?;
             Ok(added)
         })
         .await?;
     membership::announce_joined(&state, &app, &id, &added);
+    if evict_guests {
+        let closed = ServerFrame::Closed { reference: None, conversation_id: id.clone() };
+        state.hub.evict_guests(&app.room(&id), &membership::encode(&closed));
+    }
     Ok(empty())
 }
 

@@ -46,7 +46,8 @@ pub fn router(state: AppState) -> Router {
             get(messages::list_messages).post(messages::post_messages),
         )
         .route("/v1/{app_id}/webhooks", put(webhooks::put_webhook).delete(webhooks::delete_webhook))
-        .route_layer(middleware::from_fn_with_state(state.clone(), auth));
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth))
+        .route_layer(middleware::from_fn(refuse_head));
     Router::new()
         .merge(api)
         .route("/v1/{app_id}/realtime", get(crate::realtime::upgrade))
@@ -85,6 +86,16 @@ fn authorize(state: &AppState, req: &Request) -> Result<Arc<App>, ApiError> {
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// HEAD is the method of no route (axum would answer it for every GET route):
+/// 405 like any other method a route does not define, checked before auth as
+/// route matching is (section 3.2). The response carries no body, as HEAD's never do.
+async fn refuse_head(req: Request, next: Next) -> Response {
+    if req.method() == axum::http::Method::HEAD {
+        return method_not_allowed().await.into_response();
+    }
+    next.run(req).await
 }
 
 async fn not_found() -> ApiError {

@@ -62,6 +62,9 @@ pub async fn put_participant(
             Ok(added)
         })
         .await?;
+    if added.is_empty() && state.violates(crate::violation::Violation::ParticipantJoinedOnUpdate) {
+        membership::announce_joined(&state, &app, &conv, std::slice::from_ref(&user));
+    }
     membership::announce_joined(&state, &app, &conv, &added);
     Ok(empty())
 }
