@@ -112,7 +112,7 @@ pub struct TransportArgs {
     /// send frames a connection may make in a burst.
     #[arg(long, env = "SUPERGROUP_SEND_BURST", default_value_t = DEFAULT_SEND_BURST)]
     pub send_burst: f64,
-    /// typing frames per second passed on per connection and conversation; the excess is dropped silently.
+    /// typing frames per second passed on per user and conversation (all its connections together); the excess is dropped silently.
     #[arg(long, env = "SUPERGROUP_TYPING_RATE", default_value_t = DEFAULT_TYPING_RATE)]
     pub typing_rate: f64,
 }

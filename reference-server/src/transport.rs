@@ -96,6 +96,12 @@ impl Bucket {
         Bucket { tokens: burst, last: std::time::Instant::now() }
     }
 
+    /// Whether the bucket has refilled to `burst` by now (then it is the
+    /// same as a fresh one).
+    pub fn is_full(&self, rate: f64, burst: f64) -> bool {
+        self.tokens + self.last.elapsed().as_secs_f64() * rate >= burst
+    }
+
     /// Takes one token if there is one.
     pub fn take(&mut self, rate: f64, burst: f64) -> bool {
         let now = std::time::Instant::now();

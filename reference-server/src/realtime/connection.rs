@@ -33,6 +33,7 @@
 //! for at most [`FLUSH_ON_SHUTDOWN`].
 
 use super::handler::{Answer, Handler, Pending};
+use super::user_cap::UserSlot;
 use crate::hub::{Frames, Outbox};
 use crate::state::{App, AppState};
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
@@ -58,10 +59,10 @@ pub const MAX_IN_FLIGHT: usize = 32;
 /// its write still in progress. One second per oversized message, bounded.
 const LINGER_AFTER_TOO_BIG: Duration = Duration::from_secs(1);
 
-pub async fn run(state: AppState, app: Arc<App>, user: String, mut socket: WebSocket) {
+pub async fn run(state: AppState, app: Arc<App>, user: String, slot: UserSlot, mut socket: WebSocket) {
     let (outbox, mut rx, slow) = Outbox::new(&user, state.config.outbound_queue);
     let replies = outbox.clone();
-    let mut handler = Handler::new(state.clone(), app, outbox);
+    let mut handler = Handler::new(state.clone(), app, outbox, slot);
     let mut pending: FuturesOrdered<Pending> = FuturesOrdered::new();
     // Both signals are awaited through futures made once and pinned here: a
     // fresh `cancelled()` or `notified()` per loop turn would register with the

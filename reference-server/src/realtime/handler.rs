@@ -16,6 +16,7 @@
 //! binary frame get an `invalid_frame` error frame (with the `ref`, when the
 //! frame had a readable one) and the connection stays open.
 
+use super::user_cap::UserSlot;
 use crate::error::ApiError;
 use crate::extract::check_id;
 use crate::hub::{Opened, Outbox, Presence, RoomKey};
@@ -26,7 +27,6 @@ use crate::store;
 use crate::transport::Bucket;
 use crate::violation::{Violation, faults};
 use axum::extract::ws::Utf8Bytes;
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -74,16 +74,16 @@ pub struct Handler {
     presence: Presence,
     /// `send` frames this connection may still make (`--send-rate`, `--send-burst`).
     send_bucket: Bucket,
-    /// Typing fan-outs per open conversation (`--typing-rate`); an entry
-    /// leaves with its conversation, so this holds at most one per open one.
-    typing: HashMap<String, Bucket>,
+    /// The user's connection slot, which also holds the user's typing
+    /// throttle (`--typing-rate`, per user and conversation).
+    user: UserSlot,
 }
 
 impl Handler {
-    pub fn new(state: AppState, app: Arc<App>, out: Outbox) -> Handler {
+    pub fn new(state: AppState, app: Arc<App>, out: Outbox, user: UserSlot) -> Handler {
         let presence = Presence::new(state.hub.clone(), out.id);
         let send_bucket = Bucket::full(state.config.transport.send_burst);
-        Handler { state, app, out, presence, send_bucket, typing: HashMap::new() }
+        Handler { state, app, out, presence, send_bucket, user }
     }
 
     pub fn on_binary(&self) -> Answer {
@@ -249,7 +249,6 @@ impl Handler {
         if role == Some(Role::Guest) {
             faults::guest_closed(&self.state, &self.app, conv, &self.out.user);
         }
-        self.typing.remove(conv);
         Ok(Answer::Now(encode(&ServerFrame::Closed { reference, conversation_id: conv.into() })))
     }
 
@@ -314,9 +313,9 @@ impl Handler {
         if role == Role::Guest && !self.state.violates(Violation::GuestTypingShown) {
             return Ok(());
         }
-        // Throttle: past the rate the frame is dropped silently (SPEC section 12).
-        let rate = self.state.config.transport.typing_rate;
-        if !self.typing.entry(conv.to_string()).or_insert_with(|| Bucket::full(rate)).take(rate, rate) {
+        // Throttle per user and conversation: past the rate the frame is
+        // dropped silently (SPEC section 12).
+        if !self.user.typing_allowed(conv, self.state.config.transport.typing_rate) {
             return Ok(());
         }
         let user = self.out.user.to_string();

@@ -73,9 +73,8 @@ pub async fn upgrade(
         .max_frame_size(MAX_FRAME_BYTES)
         .on_upgrade(move |socket| {
             tracker.track_future(async move {
-                // Held for the connection's life; dropped however the task ends.
-                let _slot = slot;
-                connection::run(state, app, claims.sub, socket).await
+                // Held for the connection's life (by its handler); dropped however the task ends.
+                connection::run(state, app, claims.sub, slot, socket).await
             })
         })
 }

@@ -211,6 +211,32 @@ async fn sends_past_the_burst_are_answered_rate_limited_and_not_stored() {
 }
 
 #[tokio::test]
+async fn the_typing_throttle_is_per_user_not_per_connection() {
+    let app = spawn_app_with(config(|t| t.typing_rate = 2.0)).await;
+    app.conversation("c", &["alice", "bob"]).await;
+    let mut tabs = Vec::new();
+    for _ in 0..4 {
+        tabs.push(app.participant("alice", "c").await);
+    }
+    let mut bob = app.participant("bob", "c").await;
+    // 4 connections of one user, 10 frames each: per connection the burst
+    // would pass 8; per user it passes 2 (3 if a token refills meanwhile).
+    for tab in &mut tabs {
+        for i in 0..10 {
+            let frame = ClientFrame::Typing { reference: None, conversation_id: "c".into(), is_typing: i % 2 == 0 };
+            tab.send(&frame).await.unwrap();
+        }
+    }
+    for tab in &mut tabs {
+        barrier(tab).await;
+    }
+    let typing = bob.collect_for(Duration::from_millis(300), |f| matches!(f, ServerFrame::Typing { .. })).await;
+    let n = typing.unwrap().len();
+    assert!((1..=3).contains(&n), "{n} typing frames passed on of 40 from 4 connections of one user");
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn typing_past_the_rate_is_dropped_silently() {
     let app = spawn_app_with(config(|t| t.typing_rate = 2.0)).await;
     app.conversation("c", &["alice", "bob"]).await;
