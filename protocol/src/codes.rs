@@ -39,6 +39,8 @@ pub enum ErrorCode {
     MethodNotAllowed,
     /// 409
     ParticipantLimitReached,
+    /// 408: the request body did not arrive in the server's time limit.
+    RequestTimeout,
     /// 413: the request body is over the size limit.
     PayloadTooLarge,
     /// realtime: bad JSON, unknown type, wrong shape, binary frame.
@@ -87,6 +89,7 @@ impl ErrorCode {
             NotFound => "not_found",
             MethodNotAllowed => "method_not_allowed",
             ParticipantLimitReached => "participant_limit_reached",
+            RequestTimeout => "request_timeout",
             PayloadTooLarge => "payload_too_large",
             InvalidFrame => "invalid_frame",
             NotAParticipant => "not_a_participant",
@@ -111,6 +114,7 @@ impl ErrorCode {
             UserNotFound | ConversationNotFound | ParticipantNotFound | NotFound => 404,
             MethodNotAllowed => 405,
             ParticipantLimitReached => 409,
+            RequestTimeout => 408,
             PayloadTooLarge => 413,
             TooManyConnections => 429,
             Internal => 500,

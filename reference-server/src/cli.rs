@@ -8,9 +8,9 @@ use crate::config::{
     DEFAULT_WEBHOOK_QUEUE_EVENTS, HookLimits,
 };
 use crate::transport::{
-    DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_USER, DEFAULT_MAX_OPEN_PER_CONNECTION,
-    DEFAULT_SEND_BURST, DEFAULT_SEND_RATE, DEFAULT_TYPING_RATE, DEFAULT_WS_IDLE_TIMEOUT, DEFAULT_WS_PING_INTERVAL,
-    Transport,
+    DEFAULT_BODY_TIMEOUT, DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_USER,
+    DEFAULT_MAX_OPEN_PER_CONNECTION, DEFAULT_SEND_BURST, DEFAULT_SEND_RATE, DEFAULT_TYPING_RATE,
+    DEFAULT_WS_IDLE_TIMEOUT, DEFAULT_WS_PING_INTERVAL, Transport,
 };
 use crate::violation::{Violation, Violations};
 use clap::Args;
@@ -91,6 +91,9 @@ pub struct TransportArgs {
     /// Seconds a client has for the TLS handshake and each request head; also how long an idle keep-alive connection is kept.
     #[arg(long, env = "SUPERGROUP_HTTP_HEADER_TIMEOUT", default_value_t = DEFAULT_HEADER_TIMEOUT.as_secs_f64())]
     pub http_header_timeout: f64,
+    /// Seconds a client has to send a whole request body; later it is answered 408 request_timeout.
+    #[arg(long, env = "SUPERGROUP_HTTP_BODY_TIMEOUT", default_value_t = DEFAULT_BODY_TIMEOUT.as_secs_f64())]
+    pub http_body_timeout: f64,
     /// Connections (HTTP and realtime) held at once; one more is answered 503 server_busy.
     #[arg(long, env = "SUPERGROUP_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
     pub max_connections: usize,
@@ -136,6 +139,7 @@ impl TransportArgs {
         Ok(Transport {
             tls,
             header_timeout: secs("http-header-timeout", self.http_header_timeout)?,
+            body_timeout: secs("http-body-timeout", self.http_body_timeout)?,
             max_connections: self.max_connections.max(1),
             ws_ping_interval: secs("ws-ping-interval", self.ws_ping_interval)?,
             ws_idle_timeout: secs("ws-idle-timeout", self.ws_idle_timeout)?,

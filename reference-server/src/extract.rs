@@ -1,6 +1,7 @@
 //! Request extractors that apply the protocol's validation order: path ids
 //! ([`Ids`], the id rule, 400 `invalid_id`) before the body ([`Body`] for an
-//! object, [`Batch`] for an array: 413 `payload_too_large`, 400
+//! object, [`Batch`] for an array: 408 `request_timeout` for a body that
+//! does not arrive within `--http-body-timeout`, 413 `payload_too_large`, 400
 //! `invalid_json` for text that is not JSON, 400 `too_many_messages` for a
 //! batch over 10 items, 400 `invalid_request` for JSON of the wrong shape),
 //! and [`ListQuery`] for `limit`/`startingAfter`. The body parsers
@@ -8,6 +9,7 @@
 //! can drive them.
 
 use crate::error::ApiError;
+use crate::state::AppState;
 use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
@@ -76,11 +78,11 @@ fn percent_decode(s: &str) -> Option<String> {
 /// A JSON object body, read whole (up to 1 MiB) and parsed into `T`.
 pub struct Body<T>(pub T);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
+impl<T: DeserializeOwned> FromRequest<AppState> for Body<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
-        parse_object(&read_body(req).await?).map(Body)
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        parse_object(&read_body(req, state).await?).map(Body)
     }
 }
 
@@ -88,11 +90,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
 /// at most [`MAX_BATCH`] items, counted before any item is parsed.
 pub struct Batch<T>(pub Vec<T>);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Batch<T> {
+impl<T: DeserializeOwned> FromRequest<AppState> for Batch<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
-        parse_batch(&read_body(req).await?).map(Batch)
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        parse_batch(&read_body(req, state).await?).map(Batch)
     }
 }
 
@@ -100,12 +102,35 @@ fn wrong_shape(why: &str) -> ApiError {
     ApiError::new(ErrorCode::InvalidRequest, why)
 }
 
-/// Reads the body: 413 `payload_too_large` over 1 MiB. The limit applies
-/// while reading, so no more than 1 MiB is ever buffered.
-async fn read_body(req: Request) -> Result<bytes::Bytes, ApiError> {
-    axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES)
-        .await
-        .map_err(|_| ApiError::new(ErrorCode::PayloadTooLarge, format!("the body is over {MAX_BODY_BYTES} bytes")))
+/// Reads the body: 413 `payload_too_large` over 1 MiB (the limit applies
+/// while reading, so no more than 1 MiB is ever buffered), 408
+/// `request_timeout` when it has not all arrived within `--http-body-timeout`,
+/// 400 `invalid_request` when the client broke off sending it.
+async fn read_body(req: Request, state: &AppState) -> Result<bytes::Bytes, ApiError> {
+    let limit = state.config.transport.body_timeout;
+    match tokio::time::timeout(limit, axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES)).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(e)) if is_length_limit(&e) => {
+            Err(ApiError::new(ErrorCode::PayloadTooLarge, format!("the body is over {MAX_BODY_BYTES} bytes")))
+        }
+        Ok(Err(_)) => Err(ApiError::new(ErrorCode::InvalidRequest, "the body broke off before its end")),
+        Err(_) => Err(ApiError::new(
+            ErrorCode::RequestTimeout,
+            format!("the body did not arrive within {} s", limit.as_secs_f64()),
+        )),
+    }
+}
+
+/// Whether reading a body failed on the size limit rather than the connection.
+fn is_length_limit(e: &axum::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if c.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 /// 400 `invalid_json` unless `bytes` is one JSON text. Syntax is checked on

@@ -15,6 +15,11 @@ pub struct Transport {
     /// counted from the moment the server starts waiting for it, so it is also
     /// how long an idle keep-alive connection is kept (`--http-header-timeout`).
     pub header_timeout: Duration,
+    /// Time a client has to send a request's whole body, counted from when the
+    /// server starts reading it; later it is answered 408 `request_timeout`
+    /// (`--http-body-timeout`), so a client trickling a body cannot hold a
+    /// connection (and its `--max-connections` permit) for ever.
+    pub body_timeout: Duration,
     /// Connections (HTTP and realtime) held at once; one more is answered
     /// `503 server_busy` and closed (`--max-connections`).
     pub max_connections: usize,
@@ -45,6 +50,8 @@ pub struct Transport {
 
 /// Default of `--http-header-timeout`.
 pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default of `--http-body-timeout`: 1 MiB (the body limit) at 35 KB/s.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default of `--max-connections`: well under the 20,000 open files a process
 /// may hold here, so the server can still answer `server_busy` at the cap.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
@@ -69,6 +76,7 @@ impl Default for Transport {
         Transport {
             tls: None,
             header_timeout: DEFAULT_HEADER_TIMEOUT,
+            body_timeout: DEFAULT_BODY_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             shutdown_grace: Duration::from_secs(5),
             tcp_keepalive: Duration::from_secs(60),

@@ -28,6 +28,7 @@ use supergroup_protocol::rest::{Conversation, ConversationUpsert, ParticipantSet
         (status = 400, description = "Invalid id, body or query (`invalid_id`, `invalid_json`, `invalid_request`, ...)", body = ErrorBody),
         (status = 401, description = "Unknown app or wrong secret (`unauthorized`)", body = ErrorBody),
         (status = 409, description = "Over the participant limit (`participant_limit_reached`); nothing was changed", body = ErrorBody),
+        (status = 408, description = "The body did not arrive within the server's time limit (`request_timeout`)", body = ErrorBody),
         (status = 413, description = "Body over 1 MiB (`payload_too_large`)", body = ErrorBody),
     ),
     security(("appSecret" = [])),

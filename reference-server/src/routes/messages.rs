@@ -23,6 +23,7 @@ use supergroup_protocol::rest::{Message, MessageCreated, NewMessage, Page};
         (status = 400, description = "Invalid id, body or query (`invalid_id`, `invalid_json`, `invalid_request`, ...)", body = ErrorBody),
         (status = 401, description = "Unknown app or wrong secret (`unauthorized`)", body = ErrorBody),
         (status = 404, description = "Not found (`user_not_found`, `conversation_not_found`, `participant_not_found`)", body = ErrorBody),
+        (status = 408, description = "The body did not arrive within the server's time limit (`request_timeout`)", body = ErrorBody),
         (status = 413, description = "Body over 1 MiB (`payload_too_large`)", body = ErrorBody),
     ),
     security(("appSecret" = [])),

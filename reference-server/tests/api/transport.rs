@@ -62,6 +62,30 @@ async fn slow_header_connections_are_closed_by_the_header_timeout_while_rest_kee
 }
 
 #[tokio::test]
+async fn a_body_trickled_past_the_body_timeout_is_answered_408_and_stores_nothing() {
+    let app = spawn_app_with(config(|t| t.body_timeout = Duration::from_millis(500))).await;
+    let mut s = TcpStream::connect(app.server.addr).await.unwrap();
+    let body = br#"{"name":"Trickle"}"#;
+    let head = format!(
+        "PUT /v1/{APP}/users/trickle HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {SECRET}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    let started = Instant::now();
+    // A few bytes of the body, then silence: the rest never comes in time.
+    s.write_all(&body[..5]).await.unwrap();
+    let answer = read_to_close(&mut s, WAIT).await.expect("the server answers and closes");
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains(r#""code":"request_timeout""#), "{text}");
+    assert!(started.elapsed() >= Duration::from_millis(400), "answered before the timeout: {:?}", started.elapsed());
+    // Nothing stored, and the same request sent whole within the limit works.
+    assert!(app.rest.get_user("trickle").await.is_err());
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn one_connection_over_the_cap_is_answered_503_server_busy() {
     let app = spawn_app_with(config(|t| t.max_connections = 2)).await;
     let held = [TcpStream::connect(app.server.addr).await.unwrap(), TcpStream::connect(app.server.addr).await.unwrap()];
