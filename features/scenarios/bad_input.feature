@@ -198,9 +198,9 @@ Feature: Bad input
       | method | path                                      | body                                          | secret  | status | code                   |
       | GET    | /nothing/here                             | <none>                                        | wrong   | 404    | not_found              |
       | PUT    | /users/{x*256}                            | {"name":                                      | wrong   | 401    | unauthorized           |
-      | PUT    | /users/{x*256}                            | {"name":                                      | sk_demo | 400    | invalid_id             |
-      | PUT    | /conversations/{nowhere}/participants/{bob} | {"access":                                  | sk_demo | 400    | invalid_json           |
-      | POST   | /conversations/{nowhere}/messages         | [{"type":"UserMessage","sender":"","text":"x"}] | sk_demo | 404    | conversation_not_found |
+      | PUT    | /users/{x*256}                            | {"name":                                      | {app-secret} | 400    | invalid_id             |
+      | PUT    | /conversations/{nowhere}/participants/{bob} | {"access":                                  | {app-secret} | 400    | invalid_json           |
+      | POST   | /conversations/{nowhere}/messages         | [{"type":"UserMessage","sender":"","text":"x"}] | {app-secret} | 404    | conversation_not_found |
 
   @SG-REST-9
   Scenario: A JSON body is accepted whatever its Content-Type says

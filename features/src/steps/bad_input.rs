@@ -33,9 +33,11 @@ async fn app_sends(w: &mut SgWorld, method: String, path: String, body: String, 
     w.last_rest = Some(send_with_header(w, &method, &url, Some(&auth), body, content_type).await);
 }
 
+/// The secret `{app-secret}` stands for the tested app's own secret.
 /// Example: When a client sends PUT /users/{bob} with {} and the secret "sk_wrong"
 #[when(regex = r#"^a client sends (GET|PUT|POST|PATCH|DELETE) (\S+) with (.*) and the secret "([^"]*)"$"#)]
 async fn client_sends(w: &mut SgWorld, method: String, path: String, body: String, secret: String) {
+    let secret = if secret == "{app-secret}" { w.rest().secret().to_string() } else { secret };
     let url = w.rest().url(&w.expand(&path));
     let body = body_of(w, &body);
     w.last_rest =

@@ -239,9 +239,16 @@ async fn only_sent(w: &mut SgWorld, conv: String, list: String) -> anyhow::Resul
 
 #[when(regex = r#"^the suite registers its receiver at path "([^"]+)" for "([^"]+)" only$"#)]
 async fn register_filtered(w: &mut SgWorld, path: String, event: String) {
-    let base = w.suite().hook_url.trim_end_matches(DEFAULT_PATH).to_string();
+    // The suite's URL may be the receiver's own (ending in DEFAULT_PATH) or one
+    // given with --webhook-url (any path, e.g. behind a CI runner's address):
+    // `path` goes after its base, and the path the server will request is
+    // remembered for "that notification came to path".
+    let base = w.suite().hook_url.trim_end_matches(DEFAULT_PATH).trim_end_matches('/').to_string();
+    let url = format!("{base}{path}");
+    let requested = reqwest::Url::parse(&url).map(|u| u.path().to_string()).unwrap_or_else(|_| path.clone());
+    w.notes.insert(format!("registered-path:{path}"), requested);
     w.registration_changed = true;
-    let reg = WebhookRegistration { url: format!("{base}{path}"), events: Some(vec![event]) };
+    let reg = WebhookRegistration { url, events: Some(vec![event]) };
     w.call(reqwest::Method::PUT, "/webhooks", serde_json::to_value(&reg).ok()).await;
 }
 
@@ -264,9 +271,10 @@ async fn restore(w: &mut SgWorld) -> anyhow::Result<()> {
 async fn came_to_path(w: &mut SgWorld, path: String) -> anyhow::Result<()> {
     let ds = w.suite().inbox.deliveries(&w.notes.get("last-conv").cloned().unwrap_or_default());
     let paths: Vec<&str> = ds.iter().filter(|d| d.kind == NOTIFICATION_TRIGGERED).map(|d| d.path.as_str()).collect();
+    let want = w.notes.get(&format!("registered-path:{path}")).cloned().unwrap_or(path);
     anyhow::ensure!(
-        !paths.is_empty() && paths.iter().all(|p| *p == path),
-        "expected notifications at {path}; received at {paths:?}"
+        !paths.is_empty() && paths.iter().all(|p| *p == want),
+        "expected notifications at {want}; received at {paths:?}"
     );
     Ok(())
 }
