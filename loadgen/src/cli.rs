@@ -49,7 +49,8 @@ pub enum Profile {
 
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
-    /// Server to load, e.g. http://127.0.0.1:8080; without it a local reference server is started.
+    /// Server to load, e.g. http://127.0.0.1:8080, or the nodes of one server (a cluster) separated by
+    /// commas: guests and talkers are spread over them round robin. Without it a local reference server is started.
     #[arg(long, env = "SUPERGROUP_LOAD_TARGET")]
     pub target: Option<String>,
     /// App id on the target.
@@ -151,6 +152,15 @@ pub struct CompareArgs {
     pub tolerance: f64,
 }
 
+/// The nodes of `--target URL1,URL2,...`: trimmed, without a trailing `/`, empty entries refused.
+pub fn parse_targets(s: &str) -> Result<Vec<String>, String> {
+    let nodes: Vec<String> = s.split(',').map(|t| t.trim().trim_end_matches('/').to_string()).collect();
+    if nodes.iter().any(|t| t.is_empty()) {
+        return Err(format!("--target `{s}` has an empty entry: give URL1,URL2,..."));
+    }
+    Ok(nodes)
+}
+
 /// Parses `10s`, `1.5s`, `500ms`, `2m`, `1h` or a bare number of seconds.
 pub fn parse_secs(s: &str) -> Result<f64, String> {
     let s = s.trim();
@@ -184,6 +194,13 @@ mod tests {
         assert_eq!(parse_secs("3"), Ok(3.0));
         assert!(parse_secs("-1s").is_err());
         assert!(parse_secs("fast").is_err());
+    }
+
+    #[test]
+    fn targets_are_split_on_commas() {
+        assert_eq!(parse_targets("http://a:1/, http://b:2").unwrap(), vec!["http://a:1", "http://b:2"]);
+        assert_eq!(parse_targets("http://a").unwrap(), vec!["http://a"]);
+        assert!(parse_targets("http://a,,http://b").is_err());
     }
 
     #[test]

@@ -12,7 +12,10 @@ use tokio_util::sync::CancellationToken;
 /// The shared state of a run.
 pub struct RunContext {
     pub plan: Plan,
+    /// REST client of the first node (setup, readers).
     pub rest: Rest,
+    /// One REST client per node of the target ([`Plan::targets`]), for each user's realtime URL and token.
+    pub rests: Vec<Rest>,
     pub recorder: Recorder,
     /// Cancelled when the run is over: every socket task stops, whatever goose does.
     pub stop: CancellationToken,
@@ -30,11 +33,14 @@ pub struct RunContext {
 pub type Ctx = Arc<RunContext>;
 
 impl RunContext {
-    pub fn new(plan: Plan, rest: Rest, recorder: Recorder) -> Ctx {
+    /// `rests` has one client per node (at least one); the first serves setup and readers.
+    pub fn new(plan: Plan, rests: Vec<Rest>, recorder: Recorder) -> Ctx {
         let text: Arc<str> = filler_text(plan.workload.message_bytes).into();
+        let rest = rests.first().cloned().expect("a run has at least one node");
         Arc::new(RunContext {
             plan,
             rest,
+            rests,
             recorder,
             stop: CancellationToken::new(),
             drain_over: CancellationToken::new(),
@@ -56,6 +62,11 @@ impl RunContext {
 
     pub fn take_reader_number(&self) -> usize {
         self.next_reader.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The REST client of node `node` (of the first node if out of range).
+    pub fn node(&self, node: usize) -> &Rest {
+        self.rests.get(node).unwrap_or(&self.rest)
     }
 }
 

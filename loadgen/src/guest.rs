@@ -62,16 +62,22 @@ pub struct Joined {
     pub opened_at: u64,
 }
 
-/// Connects as `user_id` and opens `conversation_id`, as a guest or as a participant.
-pub async fn join(ctx: &Ctx, user_id: &str, conversation_id: &str, as_guest: bool) -> Result<Joined, JoinError> {
-    let url = ctx.rest.realtime_url(&ctx.rest.token(user_id));
+/// Connects to node `node` as `user_id` and opens `conversation_id`, as a guest or as a participant.
+pub async fn join(
+    ctx: &Ctx,
+    node: usize,
+    user_id: &str,
+    conversation_id: &str,
+    as_guest: bool,
+) -> Result<Joined, JoinError> {
+    let rest = ctx.node(node);
+    let url = rest.realtime_url(&rest.token(user_id));
     let started = Instant::now();
-    let mut ws =
-        match tokio::time::timeout(JOIN_TIMEOUT, connect_ws_tls(&url, WsConfig::default(), ctx.rest.tls())).await {
-            Err(_) => return Err(JoinError::Connect(format!("timed out after {JOIN_TIMEOUT:?}"))),
-            Ok(Err(e)) => return Err(JoinError::Connect(short_error(&e.to_string()))),
-            Ok(Ok(ws)) => ws,
-        };
+    let mut ws = match tokio::time::timeout(JOIN_TIMEOUT, connect_ws_tls(&url, WsConfig::default(), rest.tls())).await {
+        Err(_) => return Err(JoinError::Connect(format!("timed out after {JOIN_TIMEOUT:?}"))),
+        Ok(Err(e)) => return Err(JoinError::Connect(short_error(&e.to_string()))),
+        Ok(Ok(ws)) => ws,
+    };
     let connect = started.elapsed();
     let open_started = Instant::now();
     let frame = ClientFrame::Open {
@@ -328,6 +334,7 @@ async fn receive(ctx: Ctx, session: Arc<GuestSession>, mut ws: Ws, opened_at: u6
     c.guests_open.fetch_sub(1, Relaxed);
     rec.guest_open_changed(conversation, false);
     rec.guest_finished(GuestOutcome {
+        node: plan.guest_node(session.guest),
         conversation,
         opened_at,
         intervals: vec![Interval { opened_at, end: IntervalEnd::Open }],

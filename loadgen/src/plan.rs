@@ -223,8 +223,12 @@ pub struct Plan {
     /// The app secret; never written to a report.
     #[serde(skip)]
     pub secret: String,
-    /// The server's origin, e.g. `http://127.0.0.1:8080`.
+    /// The server's origin, e.g. `http://127.0.0.1:8080` (the first of [`Plan::targets`]).
     pub base_url: String,
+    /// Every node of the target (`--target URL1,URL2,...`), in the order given: guest `g`
+    /// connects to node `g % nodes`, talker `k` to node `k % nodes`. Just `base_url` for one node.
+    #[serde(default)]
+    pub targets: Vec<String>,
     /// The stages of a stepped or staged run (`--step-rate`, `--stages`); empty for a constant `--rate`.
     #[serde(default)]
     pub stages: Vec<Stage>,
@@ -249,7 +253,32 @@ impl Plan {
         } else {
             Timeline::new(&stages)
         };
-        Plan { workload, schedule, run_id, app_id, secret, base_url, stages, timeline: Arc::new(timeline) }
+        let targets = vec![base_url.clone()];
+        Plan { workload, schedule, run_id, app_id, secret, base_url, targets, stages, timeline: Arc::new(timeline) }
+    }
+
+    /// The same plan spread over the nodes `targets` (at least one; the first becomes `base_url`).
+    pub fn with_targets(mut self, targets: Vec<String>) -> Plan {
+        if let Some(first) = targets.first() {
+            self.base_url = first.clone();
+            self.targets = targets;
+        }
+        self
+    }
+
+    /// Nodes of the target (1 for a single server).
+    pub fn nodes(&self) -> usize {
+        self.targets.len().max(1)
+    }
+
+    /// The node guest `g` connects to (round robin).
+    pub fn guest_node(&self, g: usize) -> usize {
+        g % self.nodes()
+    }
+
+    /// The node talker `k` connects to (round robin).
+    pub fn talker_node(&self, k: usize) -> usize {
+        k % self.nodes()
     }
 
     /// A run with stages (`--step-rate`, `--stages`): its report has a table per step.
@@ -349,5 +378,17 @@ mod tests {
         assert_eq!(p.talker_local_index(3), 1);
         assert!(w.validate().is_ok());
         assert!(Workload { talkers: 1, conversations: 2, ..w }.validate().is_err());
+    }
+
+    #[test]
+    fn guests_and_talkers_spread_round_robin_over_nodes() {
+        let w = Workload { guests: 7, talkers: 3, ..Workload::DEFAULT };
+        let s = Schedule::new(&w, 0.0, 0.0);
+        let p = Plan::new(w, Vec::new(), s, "r".into(), "a".into(), "s".into(), "http://a".into());
+        assert_eq!((p.nodes(), p.guest_node(5)), (1, 0));
+        let p = p.with_targets(vec!["http://b".into(), "http://c".into()]);
+        assert_eq!(p.base_url, "http://b");
+        assert_eq!((0..5).map(|g| p.guest_node(g)).collect::<Vec<_>>(), vec![0, 1, 0, 1, 0]);
+        assert_eq!(p.talker_node(1), 1);
     }
 }

@@ -201,6 +201,8 @@ pub struct Interval {
 /// What one guest did, handed over when it stops.
 #[derive(Debug, Clone)]
 pub struct GuestOutcome {
+    /// The node of the target it connected to (index into [`Plan::targets`]).
+    pub node: usize,
     pub conversation: usize,
     /// When its first `opened` arrived (µs).
     pub opened_at: u64,
@@ -293,6 +295,32 @@ pub struct Completeness {
     pub guests_complete: u64,
 }
 
+/// One node's share of a run with several targets (`--target URL1,URL2,...`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct NodeShare {
+    /// The node's origin.
+    pub url: String,
+    /// Guests and talkers the plan sent to it (round robin).
+    pub guests_planned: u64,
+    pub talkers_planned: u64,
+    /// Guests that opened their conversation on it (and reported).
+    pub guests_opened: u64,
+    /// Completeness of its guests.
+    pub expected: u64,
+    pub delivered: u64,
+    pub missing: u64,
+}
+
+impl NodeShare {
+    /// Adds another count of the same node (a worker's share of it).
+    pub fn add(&mut self, o: &NodeShare) {
+        self.guests_opened += o.guests_opened;
+        self.expected += o.expected;
+        self.delivered += o.delivered;
+        self.missing += o.missing;
+    }
+}
+
 /// Everything recorded, taken at the end of the run.
 #[derive(Debug)]
 pub struct Finished {
@@ -327,6 +355,8 @@ pub struct Finished {
     pub stopped: Option<Stopped>,
     /// When sending stopped early (µs), if it did.
     pub send_stop: Option<u64>,
+    /// Per node of the target: what went there and how complete it was.
+    pub nodes: Vec<NodeShare>,
 }
 
 struct Inner {
@@ -646,6 +676,17 @@ impl Recorder {
         let mut comp = Completeness::default();
         let send_start = self.send_start().unwrap_or(u64::MAX);
         let mut guests_opened_late = 0;
+        let mut nodes: Vec<NodeShare> = plan
+            .targets
+            .iter()
+            .enumerate()
+            .map(|(i, url)| NodeShare {
+                url: url.clone(),
+                guests_planned: (0..plan.workload.guests).filter(|&g| plan.guest_node(g) == i).count() as u64,
+                talkers_planned: (0..plan.workload.talkers).filter(|&k| plan.talker_node(k) == i).count() as u64,
+                ..NodeShare::default()
+            })
+            .collect();
         let mut steps: Vec<StepCounts> = (0..if plan.staged() { plan.timeline.stages().len() } else { 0 })
             .map(|_| StepCounts { histogram: histogram(), sent: 0, expected: 0, missing: 0 })
             .collect();
@@ -671,6 +712,12 @@ impl Recorder {
                 for &(_, seq, _) in &missing {
                     steps[plan.timeline.stage_of(seq)].missing += 1;
                 }
+            }
+            if let Some(n) = nodes.get_mut(g.node) {
+                n.guests_opened += 1;
+                n.expected += expected.len() as u64;
+                n.delivered += g.tracker.delivered;
+                n.missing += missing.len() as u64;
             }
             comp.guests += 1;
             comp.expected += expected.len() as u64;
@@ -713,6 +760,7 @@ impl Recorder {
         churn.rejoin_gave_up = c.rejoin_gave_up.load(Relaxed);
         churn.open_at_end = lock(&self.inner.guests).iter().filter(|g| g.open_at_end).count() as u64;
         Finished {
+            nodes,
             reconnect: ops.reconnect.clone(),
             reopen: ops.reopen.clone(),
             churn,
@@ -784,6 +832,7 @@ mod tests {
             rec.delivery(0, 0, s, s * 100, s * 100 + 500);
         }
         rec.guest_finished(GuestOutcome {
+            node: 0,
             conversation: 0,
             opened_at: 0,
             intervals: vec![Interval { opened_at: 0, end: IntervalEnd::Open }],
@@ -796,6 +845,7 @@ mod tests {
         b.observe(0, 3);
         b.observe(0, 0);
         rec.guest_finished(GuestOutcome {
+            node: 0,
             conversation: 0,
             opened_at: 250,
             intervals: vec![Interval { opened_at: 250, end: IntervalEnd::Open }],
@@ -837,6 +887,7 @@ mod tests {
             Interval { opened_at: 330, end: IntervalEnd::Dropped { highest: t.highest() } },
         ];
         rec.guest_finished(GuestOutcome {
+            node: 0,
             conversation: 0,
             opened_at: 0,
             intervals,

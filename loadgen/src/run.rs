@@ -90,9 +90,9 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Outcome> {
             Some(LocalServer::start(&cfg).await?)
         }
     };
-    let base_url = match (&local, &args.target) {
-        (Some(l), _) => l.base_url.clone(),
-        (None, Some(t)) => t.trim_end_matches('/').to_string(),
+    let targets = match (&local, &args.target) {
+        (Some(l), _) => vec![l.base_url.clone()],
+        (None, Some(t)) => crate::cli::parse_targets(t).map_err(anyhow::Error::msg)?,
         (None, None) => unreachable!("a local server is started when there is no target"),
     };
     let server_pid = local.as_ref().map(|l| l.pid).or(args.server_pid);
@@ -106,7 +106,8 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Outcome> {
         started_at,
         stamp,
         limits,
-        base_url,
+        base_url: targets[0].clone(),
+        targets,
         server_pid,
         local: local.is_some(),
     };
@@ -132,7 +133,10 @@ struct Run<'a> {
     started_at: String,
     stamp: String,
     limits: FileLimits,
+    /// The first node: setup, readers, the app's limits.
     base_url: String,
+    /// Every node (`--target URL1,URL2,...`).
+    targets: Vec<String>,
     server_pid: Option<u32>,
     local: bool,
 }
@@ -141,7 +145,9 @@ impl Run<'_> {
     async fn execute(self) -> anyhow::Result<Outcome> {
         let w = self.workload;
         let tls = Tls::from_option(self.args.ca_cert.as_deref())?;
-        let rest = Rest::with_tls(&self.base_url, &self.args.app_id, &self.args.secret, tls);
+        let rests: Vec<Rest> =
+            self.targets.iter().map(|t| Rest::with_tls(t, &self.args.app_id, &self.args.secret, tls.clone())).collect();
+        let rest = rests[0].clone();
         let app = rest
             .app()
             .await
@@ -160,19 +166,22 @@ impl Run<'_> {
             self.args.app_id.clone(),
             self.args.secret.clone(),
             self.base_url.clone(),
-        );
+        )
+        .with_targets(self.targets.clone());
         anyhow::ensure!(
             plan.messages_per_talker() <= 10_000_000,
             "the stages ask for {} messages per talker, over 10 million",
             plan.messages_per_talker()
         );
-        create_conversations(&rest, &plan).await?;
+        for node in &rests {
+            create_conversations(node, &plan).await?;
+        }
 
         let mut sampler = self.server_pid.map(ProcSampler::new);
         let rss_baseline_kib = sampler.as_mut().and_then(|s| s.sample()).map(|s| s.rss_kib);
         let clock = Clock::start_now();
         let recorder = Recorder::new(clock, plan.clone());
-        let ctx = RunContext::new(plan.clone(), rest, recorder.clone());
+        let ctx = RunContext::new(plan.clone(), rests, recorder.clone());
         let probe = Probe::start(&recorder).await.map_err(|e| anyhow::anyhow!("instrument probe: {e}"))?;
         let ticker_stop = CancellationToken::new();
         let live = Live::start(self.args.metrics_listen, self.args.out_jsonl.as_deref()).await?;
@@ -266,7 +275,9 @@ fn check_limits(w: &Workload, app: &AppInfo) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Creates each conversation with its talkers as participants (guest access on).
+/// Creates each conversation with its talkers as participants (guest access on), on one node:
+/// a run with several targets does this on every node, so independent servers given as
+/// targets each have every room (a cluster sees the same upsert once per node, harmlessly).
 async fn create_conversations(rest: &Rest, plan: &Plan) -> anyhow::Result<()> {
     for c in 0..plan.workload.conversations {
         let cid = plan.conversation_id(c);

@@ -106,7 +106,7 @@ async fn guest_join(ctx: Ctx, user: &mut GooseUser) -> TransactionResult {
     let plan = &ctx.plan;
     let conversation = plan.conversation_id(plan.guest_conversation(g));
     let started = Instant::now();
-    match guest::join(&ctx, &plan.guest_id(g), &conversation, true).await {
+    match guest::join(&ctx, plan.guest_node(g), &plan.guest_id(g), &conversation, true).await {
         Ok(joined) => {
             let rec = &ctx.recorder;
             rec.connect_time(joined.connect);
@@ -173,7 +173,7 @@ async fn talker_join(ctx: Ctx, user: &mut GooseUser) -> TransactionResult {
     let plan = &ctx.plan;
     let conversation = plan.conversation_id(plan.talker_conversation(k));
     let started = Instant::now();
-    match guest::join(&ctx, &plan.talker_id(k), &conversation, false).await {
+    match guest::join(&ctx, plan.talker_node(k), &plan.talker_id(k), &conversation, false).await {
         Ok(joined) => {
             ctx.recorder.counters().talkers_open.fetch_add(1, Relaxed);
             ctx.recorder.counters().talkers_joined.fetch_add(1, Relaxed);

@@ -6,7 +6,7 @@
 use crate::cli::Profile;
 use crate::fdlimit::FileLimits;
 use crate::plan::Plan;
-use crate::recorder::{Completeness, Finished, SecondSample};
+use crate::recorder::{Completeness, Finished, NodeShare, SecondSample};
 use crate::report::tables::count;
 use crate::steps::{StepReport, StopRule};
 use crate::thresholds::Verdict;
@@ -275,6 +275,10 @@ pub struct Summary {
     /// Of a staged run (`--step-rate`, `--stages`): the limit it found, one row per step.
     #[serde(default)]
     pub steps: Option<StepReport>,
+    /// Per node of the target (`--target URL1,URL2,...`, one entry for a single server): which
+    /// share of the guests and talkers went where, and how complete each node's guests were.
+    #[serde(default)]
+    pub nodes: Vec<NodeShare>,
     pub series: Vec<SecondSample>,
     pub histograms: Histograms,
 }
@@ -397,6 +401,7 @@ impl Summary {
             passed: true,
             lossy,
             steps,
+            nodes: f.nodes.clone(),
             series: f.series.clone(),
             histograms: Histograms {
                 encoding: "HdrHistogram V2 + deflate, base64; values in microseconds".into(),

@@ -145,6 +145,27 @@ pub fn of(s: &Summary) -> Vec<Table> {
             ],
         ),
     ]);
+    if s.nodes.len() > 1 {
+        tables.push(Table {
+            title: "Nodes of the target (guests and talkers round robin)".into(),
+            header: row(&["node", "guests planned", "guests opened", "talkers", "expected", "delivered", "missing"]),
+            rows: s
+                .nodes
+                .iter()
+                .map(|n| {
+                    vec![
+                        n.url.clone(),
+                        count(n.guests_planned),
+                        count(n.guests_opened),
+                        count(n.talkers_planned),
+                        count(n.expected),
+                        count(n.delivered),
+                        count(n.missing),
+                    ]
+                })
+                .collect(),
+        });
+    }
     if let Some(srv) = &s.server {
         let kib = |v: Option<u64>| v.map(|k| format!("{:.1} MiB", k as f64 / 1024.0)).unwrap_or_else(|| "–".into());
         tables.push(kv(
