@@ -35,6 +35,8 @@ pub enum Command {
     Server(ServerArgs),
     /// Compare two runs: `compare A/summary.json B/summary.json`.
     Compare(CompareArgs),
+    /// Join a run as a load worker: `worker --coordinator nats://HOST:4222` (see `--workers`).
+    Worker(WorkerArgs),
 }
 
 /// A named workload shape; explicit flags override its values.
@@ -136,6 +138,43 @@ pub struct RunArgs {
     /// PEM file of CA certificates to trust besides the platform's roots, for an https/wss target with a private CA.
     #[arg(long, env = "SUPERGROUP_CA_CERT")]
     pub ca_cert: Option<PathBuf>,
+    /// Spread the run over N load worker processes coordinated through NATS, and merge their results.
+    /// Without --coordinator, N local workers and a local nats-server are started.
+    #[arg(long, env = "SUPERGROUP_LOAD_WORKERS")]
+    pub workers: Option<usize>,
+    /// The NATS broker of a run with --workers, e.g. nats://10.0.0.5:4222: wait for N workers
+    /// started elsewhere (`supergroup-load worker --coordinator URL`) instead of starting them here.
+    #[arg(long, env = "SUPERGROUP_LOAD_COORDINATOR", requires = "workers")]
+    pub coordinator: Option<String>,
+    /// The run's id (prefix of every id it creates; workers may name it with `worker --run-id`).
+    #[arg(long, env = "SUPERGROUP_LOAD_RUN_ID")]
+    pub run_id: Option<String>,
+    /// With --workers: how long to wait for every worker to join.
+    #[arg(long, value_parser = parse_secs, default_value = "60s", env = "SUPERGROUP_LOAD_WORKER_WAIT")]
+    pub worker_wait: f64,
+}
+
+/// `supergroup-load worker`: one load worker of a run coordinated through NATS.
+#[derive(Debug, Clone, Args)]
+pub struct WorkerArgs {
+    /// The run's NATS broker, e.g. nats://10.0.0.5:4222.
+    #[arg(long, env = "SUPERGROUP_LOAD_COORDINATOR")]
+    pub coordinator: String,
+    /// Join only this run (default: whichever coordinator on the broker still takes workers).
+    #[arg(long, env = "SUPERGROUP_LOAD_RUN_ID")]
+    pub run_id: Option<String>,
+    /// The app secret (the plan names the app; the secret never travels over the broker).
+    #[arg(long, default_value = "sk_demo", env = "SUPERGROUP_LOAD_SECRET")]
+    pub secret: String,
+    /// PEM file of CA certificates to trust besides the platform's roots.
+    #[arg(long, env = "SUPERGROUP_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
+    /// Folder for goose's log and report (default: a folder under the system temp dir).
+    #[arg(long, env = "SUPERGROUP_LOAD_WORKER_OUT")]
+    pub out: Option<PathBuf>,
+    /// How long to keep asking to join before giving up.
+    #[arg(long, value_parser = parse_secs, default_value = "60s", env = "SUPERGROUP_LOAD_WORKER_WAIT")]
+    pub wait: f64,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -212,5 +251,8 @@ mod tests {
         assert!(matches!(cli.command, Some(Command::Compare(_))));
         let cli = Cli::try_parse_from(["supergroup-load", "server", "--listen", "127.0.0.1:0"]).unwrap();
         assert!(matches!(cli.command, Some(Command::Server(_))));
+        let cli = Cli::try_parse_from(["supergroup-load", "worker", "--coordinator", "nats://127.0.0.1:4222"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Worker(_))));
+        assert!(Cli::try_parse_from(["supergroup-load", "--coordinator", "nats://x:1"]).is_err(), "needs --workers");
     }
 }

@@ -51,17 +51,17 @@ impl RunContext {
         })
     }
 
-    /// The next guest number (0, 1, ...).
+    /// The next guest's global number (0, 1, ... in one process; this worker's share of them in a load worker).
     pub fn take_guest_number(&self) -> usize {
-        self.next_guest.fetch_add(1, Ordering::Relaxed)
+        self.plan.share.global(self.next_guest.fetch_add(1, Ordering::Relaxed))
     }
 
     pub fn take_talker_number(&self) -> usize {
-        self.next_talker.fetch_add(1, Ordering::Relaxed)
+        self.plan.share.global(self.next_talker.fetch_add(1, Ordering::Relaxed))
     }
 
     pub fn take_reader_number(&self) -> usize {
-        self.next_reader.fetch_add(1, Ordering::Relaxed)
+        self.plan.share.global(self.next_reader.fetch_add(1, Ordering::Relaxed))
     }
 
     /// The REST client of node `node` (of the first node if out of range).

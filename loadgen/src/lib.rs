@@ -28,6 +28,8 @@
 //! - [`report`]: summary.json, report.md, report.html; [`charts`]: plotters SVG charts.
 //! - [`compare`]: two runs side by side.
 //! - [`progress`]: the live progress line; [`live`]: live figures on a Prometheus endpoint and in a JSON-lines file.
+//! - [`dist`]: load workers over NATS (`--workers N`, `worker --coordinator URL`): the wire schema,
+//!   the local broker, the clock offsets, the worker and the coordinator that merges them.
 
 pub mod charts;
 pub mod cli;
@@ -35,6 +37,7 @@ pub mod clock;
 pub mod compare;
 pub mod completeness;
 pub mod context;
+pub mod dist;
 pub mod fdlimit;
 pub mod guest;
 pub mod live;

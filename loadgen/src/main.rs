@@ -33,6 +33,13 @@ async fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Some(Command::Worker(args)) => match supergroup_load::dist::worker::run(&args).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("supergroup-load worker: {e:#}");
+                ExitCode::from(2)
+            }
+        },
         Some(Command::Run(args)) => run(args).await,
         None => run(cli.run).await,
     }

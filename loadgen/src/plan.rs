@@ -212,6 +212,47 @@ impl Schedule {
     }
 }
 
+/// The timeline of `stages`, or `--rate` for `--duration` when there are none.
+fn timeline_of(workload: &Workload, stages: &[Stage]) -> Timeline {
+    if stages.is_empty() {
+        Timeline::new(&[Stage { duration: workload.duration, from: workload.rate, to: workload.rate }])
+    } else {
+        Timeline::new(stages)
+    }
+}
+
+/// Which part of the run one process holds: worker `index` of `count` holds guest `g`,
+/// talker `k` and reader `r` when `g % count == index` (and so on); one process alone is
+/// `{0, 1}`. A pure function of the run and the index, so a worker's plan message is small.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Share {
+    pub index: usize,
+    pub count: usize,
+}
+
+impl Default for Share {
+    fn default() -> Share {
+        Share { index: 0, count: 1 }
+    }
+}
+
+impl Share {
+    /// How many of `n` users this share holds.
+    pub fn of(&self, n: usize) -> usize {
+        count_round_robin(n, self.count.max(1), self.index)
+    }
+
+    /// The global number of this share's `j`-th user.
+    pub fn global(&self, j: usize) -> usize {
+        self.index + j * self.count.max(1)
+    }
+
+    /// Whether global user `i` belongs to this share.
+    pub fn holds(&self, i: usize) -> bool {
+        i % self.count.max(1) == self.index
+    }
+}
+
 /// Everything a user needs to know about the run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Plan {
@@ -229,6 +270,9 @@ pub struct Plan {
     /// connects to node `g % nodes`, talker `k` to node `k % nodes`. Just `base_url` for one node.
     #[serde(default)]
     pub targets: Vec<String>,
+    /// The part of the run this process holds (all of it, unless it is a load worker).
+    #[serde(default)]
+    pub share: Share,
     /// The stages of a stepped or staged run (`--step-rate`, `--stages`); empty for a constant `--rate`.
     #[serde(default)]
     pub stages: Vec<Stage>,
@@ -248,13 +292,26 @@ impl Plan {
         secret: String,
         base_url: String,
     ) -> Plan {
-        let timeline = if stages.is_empty() {
-            Timeline::new(&[Stage { duration: workload.duration, from: workload.rate, to: workload.rate }])
-        } else {
-            Timeline::new(&stages)
-        };
+        let timeline = timeline_of(&workload, &stages);
         let targets = vec![base_url.clone()];
-        Plan { workload, schedule, run_id, app_id, secret, base_url, targets, stages, timeline: Arc::new(timeline) }
+        Plan {
+            workload,
+            schedule,
+            run_id,
+            app_id,
+            secret,
+            base_url,
+            targets,
+            share: Share::default(),
+            stages,
+            timeline: Arc::new(timeline),
+        }
+    }
+
+    /// A plan read back (from a load worker's plan message) with its timeline rebuilt.
+    pub fn with_timeline(mut self) -> Plan {
+        self.timeline = Arc::new(timeline_of(&self.workload, &self.stages));
+        self
     }
 
     /// The same plan spread over the nodes `targets` (at least one; the first becomes `base_url`).
@@ -264,6 +321,24 @@ impl Plan {
             self.targets = targets;
         }
         self
+    }
+
+    /// Guests, talkers and readers this process holds ([`Plan::share`]).
+    pub fn local_guests(&self) -> usize {
+        self.share.of(self.workload.guests)
+    }
+
+    pub fn local_talkers(&self) -> usize {
+        self.share.of(self.workload.talkers)
+    }
+
+    pub fn local_readers(&self) -> usize {
+        self.share.of(self.workload.readers)
+    }
+
+    /// Users goose starts in this process.
+    pub fn local_users(&self) -> usize {
+        self.local_guests() + self.local_talkers() + self.local_readers()
     }
 
     /// Nodes of the target (1 for a single server).
@@ -378,6 +453,17 @@ mod tests {
         assert_eq!(p.talker_local_index(3), 1);
         assert!(w.validate().is_ok());
         assert!(Workload { talkers: 1, conversations: 2, ..w }.validate().is_err());
+    }
+
+    #[test]
+    fn shares_cover_every_user_once() {
+        let shares: Vec<Share> = (0..3).map(|index| Share { index, count: 3 }).collect();
+        assert_eq!(shares.iter().map(|s| s.of(10)).collect::<Vec<_>>(), vec![4, 3, 3]);
+        let mut all: Vec<usize> = shares.iter().flat_map(|s| (0..s.of(10)).map(|j| s.global(j))).collect();
+        all.sort();
+        assert_eq!(all, (0..10).collect::<Vec<_>>());
+        assert!(shares[1].holds(4) && !shares[1].holds(5));
+        assert_eq!(Share::default().of(7), 7);
     }
 
     #[test]

@@ -63,6 +63,8 @@ struct MessageSlot {
     /// Guests of its conversation with it open when it was written: the deliveries a
     /// stepped run waits for when it judges a step while the run goes on.
     receivers: AtomicU64,
+    /// A load worker has sent this message's fact to its coordinator.
+    reported: AtomicBool,
 }
 
 impl MessageSlot {
@@ -75,6 +77,7 @@ impl MessageSlot {
             last_arrival: AtomicU64::new(0),
             deliveries: AtomicU64::new(0),
             receivers: AtomicU64::new(0),
+            reported: AtomicBool::new(false),
         }
     }
 }
@@ -597,6 +600,16 @@ impl Recorder {
 
     /// Closes one second of the time series and returns it.
     pub fn tick(&self, server: Option<ProcSample>, own: Option<ProcSample>, machine: Option<f64>) -> SecondSample {
+        self.tick_with_histogram(server, own, machine).0
+    }
+
+    /// [`Recorder::tick`], also returning the second's fan-out histogram (what a load worker sends on).
+    pub fn tick_with_histogram(
+        &self,
+        server: Option<ProcSample>,
+        own: Option<ProcSample>,
+        machine: Option<f64>,
+    ) -> (SecondSample, Histogram<u64>) {
         let mut second = coarse_histogram();
         for shard in &self.inner.shards {
             let mut s = lock(shard);
@@ -622,7 +635,89 @@ impl Recorder {
             machine_cpu_pct: machine,
         };
         lock(&self.inner.series).push(sample.clone());
-        sample
+        (sample, second)
+    }
+
+    /// Adds a second to the time series made elsewhere (a coordinator merging its workers).
+    pub fn push_sample(&self, sample: SecondSample) {
+        lock(&self.inner.series).push(sample);
+    }
+
+    /// Facts of this process's talkers' messages not reported yet (see `dist/wire.rs`): those
+    /// acked or refused, and with `all` also those still unanswered. Each is handed out once.
+    pub fn take_facts(&self, all: bool) -> Vec<crate::dist::wire::Fact> {
+        let plan = &self.inner.plan;
+        let per = plan.messages_per_talker();
+        let mut out = Vec::new();
+        for k in (0..plan.workload.talkers).filter(|&k| plan.share.holds(k)) {
+            for seq in 0..per {
+                let Some(slot) = self.slot(k, seq) else { break };
+                let sent = slot.sent.load(Relaxed);
+                if sent == NEVER {
+                    // A talker writes in order: nothing after its first unwritten message.
+                    break;
+                }
+                let (acked, refused) = (slot.acked.load(Relaxed), slot.refused.load(Relaxed));
+                if !(all || acked != NEVER || refused) || slot.reported.swap(true, Relaxed) {
+                    continue;
+                }
+                out.push((k as u32, seq, slot.intended.load(Relaxed), sent, acked, refused));
+            }
+        }
+        out
+    }
+
+    /// Records a message written by another process's talker (or, in a coordinator, by any
+    /// worker's): when it was intended and written, acked or refused. A slot already written
+    /// here is left alone.
+    pub fn apply_fact(&self, &(k, seq, intended, sent, acked, refused): &crate::dist::wire::Fact) {
+        let Some(slot) = self.slot(k as usize, seq) else {
+            self.error("facts: a message outside the plan");
+            return;
+        };
+        if slot.sent.compare_exchange(NEVER, sent, Relaxed, Relaxed).is_err() {
+            return;
+        }
+        slot.intended.store(intended, Relaxed);
+        slot.acked.store(acked, Relaxed);
+        slot.refused.store(refused, Relaxed);
+        self.inner.counters.sent.fetch_add(1, Relaxed);
+        if acked != NEVER {
+            self.inner.counters.acked.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// (talker, seq, latest arrival µs, deliveries) of every message that reached a guest here.
+    pub fn last_arrivals(&self) -> Vec<(u32, u64, u64, u64)> {
+        let per = self.inner.plan.messages_per_talker() as usize;
+        self.inner
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.deliveries.load(Relaxed) > 0)
+            .map(|(i, s)| {
+                ((i / per) as u32, (i % per) as u64, s.last_arrival.load(Relaxed), s.deliveries.load(Relaxed))
+            })
+            .collect()
+    }
+
+    /// Adds deliveries of message `seq` of talker `k` made elsewhere (a worker's guests), the latest at `last` µs.
+    pub fn merge_arrivals(&self, k: u32, seq: u64, last: u64, deliveries: u64) {
+        if let Some(slot) = self.slot(k as usize, seq) {
+            slot.last_arrival.fetch_max(last, Relaxed);
+            slot.deliveries.fetch_add(deliveries, Relaxed);
+        }
+    }
+
+    /// Messages of conversation `c` written and not refused: what a guest that had it open
+    /// all along had to receive (a lost worker's guests are counted missing that many).
+    pub fn expected_in_conversation(&self, c: usize) -> u64 {
+        let plan = &self.inner.plan;
+        let per = plan.messages_per_talker();
+        plan.talkers_of(c)
+            .flat_map(|k| (0..per).filter_map(move |seq| self.slot(k, seq)))
+            .filter(|s| s.sent.load(Relaxed) != NEVER && !s.refused.load(Relaxed))
+            .count() as u64
     }
 
     /// Deliveries of this run's messages to guests so far, duplicates included.

@@ -56,8 +56,11 @@ pub struct Outcome {
     pub written: Written,
 }
 
-/// Runs one load test and writes its report.
+/// Runs one load test and writes its report (spread over load workers with `--workers`).
 pub async fn run(args: &RunArgs) -> anyhow::Result<Outcome> {
+    if let Some(n) = args.workers {
+        return crate::dist::coordinator::run(args, n).await;
+    }
     let mut workload = Workload::resolve(args);
     let stages = workload.apply_stages(args)?;
     workload.validate()?;
@@ -71,30 +74,7 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Outcome> {
     let dir = args.out.clone().unwrap_or_else(|| default_reports_root().join(&stamp));
     std::fs::create_dir_all(&dir)?;
     let limits = fdlimit::ensure(workload.users() as u64)?;
-    let local = match &args.target {
-        Some(_) => None,
-        None => {
-            let exe = match &args.server_exe {
-                Some(p) => p.clone(),
-                None => std::env::current_exe()?,
-            };
-            let cfg = LocalServerConfig {
-                exe,
-                app_id: args.app_id.clone(),
-                secret: args.secret.clone(),
-                guest_limit: workload.max_guests_per_conversation().max(1) as u32,
-                participant_limit: (workload.max_talkers_per_conversation() as u32).max(100),
-                outbound_queue: args.server_outbound_queue,
-                dir: dir.clone(),
-            };
-            Some(LocalServer::start(&cfg).await?)
-        }
-    };
-    let targets = match (&local, &args.target) {
-        (Some(l), _) => vec![l.base_url.clone()],
-        (None, Some(t)) => crate::cli::parse_targets(t).map_err(anyhow::Error::msg)?,
-        (None, None) => unreachable!("a local server is started when there is no target"),
-    };
+    let (local, targets) = start_target(args, &workload, &dir).await?;
     let server_pid = local.as_ref().map(|l| l.pid).or(args.server_pid);
     let run = Run {
         args,
@@ -119,6 +99,33 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Outcome> {
         }
     }
     result
+}
+
+/// The local server (a child process) unless `--target` names the nodes, and the nodes' origins.
+pub(crate) async fn start_target(
+    args: &RunArgs,
+    workload: &Workload,
+    dir: &Path,
+) -> anyhow::Result<(Option<LocalServer>, Vec<String>)> {
+    let Some(target) = &args.target else {
+        let exe = match &args.server_exe {
+            Some(p) => p.clone(),
+            None => std::env::current_exe()?,
+        };
+        let cfg = LocalServerConfig {
+            exe,
+            app_id: args.app_id.clone(),
+            secret: args.secret.clone(),
+            guest_limit: workload.max_guests_per_conversation().max(1) as u32,
+            participant_limit: (workload.max_talkers_per_conversation() as u32).max(100),
+            outbound_queue: args.server_outbound_queue,
+            dir: dir.to_path_buf(),
+        };
+        let local = LocalServer::start(&cfg).await?;
+        let url = local.base_url.clone();
+        return Ok((Some(local), vec![url]));
+    };
+    Ok((None, crate::cli::parse_targets(target).map_err(anyhow::Error::msg)?))
 }
 
 /// A run whose server is up.
@@ -162,7 +169,7 @@ impl Run<'_> {
             w,
             self.stages.clone(),
             Schedule::new(&w, self.args.settle, self.args.drain),
-            format!("lg-{}-{}", self.stamp.replace(['-', ':'], ""), std::process::id()),
+            run_id(self.args, &self.stamp),
             self.args.app_id.clone(),
             self.args.secret.clone(),
             self.base_url.clone(),
@@ -200,10 +207,11 @@ impl Run<'_> {
             ctx.stop.clone(),
             ctx.drain_over.clone(),
             self.stop_rules.clone(),
+            None,
         ));
 
         let goose_report = self.dir.join("goose-report.html");
-        let goose = run_goose(&ctx, &goose_report, &self.dir).await;
+        let goose = run_goose(&ctx, &goose_report, &self.dir, plan.schedule.hold_secs()).await;
         ctx.stop.cancel();
         let _ = conductor.await;
         collect_guests(&recorder).await;
@@ -251,8 +259,16 @@ impl Run<'_> {
     }
 }
 
+/// The run's id: `--run-id`, or `lg-<UTC stamp>-<pid>`.
+pub(crate) fn run_id(args: &RunArgs, stamp: &str) -> String {
+    match &args.run_id {
+        Some(id) => crate::dist::wire::token(id),
+        None => format!("lg-{}-{}", stamp.replace(['-', ':'], ""), std::process::id()),
+    }
+}
+
 /// Refuses a run the target cannot hold, saying what to change.
-fn check_limits(w: &Workload, app: &AppInfo) -> anyhow::Result<()> {
+pub(crate) fn check_limits(w: &Workload, app: &AppInfo) -> anyhow::Result<()> {
     let per_conv = w.max_guests_per_conversation();
     if (app.guest_limit as usize) < per_conv {
         anyhow::bail!(
@@ -278,7 +294,7 @@ fn check_limits(w: &Workload, app: &AppInfo) -> anyhow::Result<()> {
 /// Creates each conversation with its talkers as participants (guest access on), on one node:
 /// a run with several targets does this on every node, so independent servers given as
 /// targets each have every room (a cluster sees the same upsert once per node, harmlessly).
-async fn create_conversations(rest: &Rest, plan: &Plan) -> anyhow::Result<()> {
+pub(crate) async fn create_conversations(rest: &Rest, plan: &Plan) -> anyhow::Result<()> {
     for c in 0..plan.workload.conversations {
         let cid = plan.conversation_id(c);
         let talkers: Vec<String> = plan.talkers_of(c).map(|k| plan.talker_id(k)).collect();
@@ -301,37 +317,65 @@ async fn create_conversations(rest: &Rest, plan: &Plan) -> anyhow::Result<()> {
 /// (polling every 20 ms, at most until [`Schedule::latest_send_start`]); in a
 /// staged run, judges each step `--drain` after it ends and stops sending
 /// when one crosses the `--stop-when` line; then ends the goose run when the
-/// drain is over.
-async fn conduct(
+/// drain is over. A load worker (`remote_start` = how long it may wait) takes the first
+/// message's time from its coordinator instead (which sets it on the recorder), and ends
+/// its run unsent if none comes in time.
+pub(crate) async fn conduct(
     recorder: Recorder,
     planned: Schedule,
     stop: CancellationToken,
     drain_over: CancellationToken,
     rules: Vec<StopRule>,
+    remote_start: Option<Duration>,
 ) {
     let clock = recorder.clock();
-    let w = recorder.plan().workload;
+    let plan = recorder.plan();
+    let (guests_here, talkers_here) = (plan.local_guests() as u64, plan.local_talkers() as u64);
     let c = recorder.counters();
     let joined = || {
         let guests =
             c.guests_opened.load(Relaxed) + c.guest_connect_failed.load(Relaxed) + c.guest_open_failed.load(Relaxed);
         let talkers = c.talkers_joined.load(Relaxed) + c.talkers_failed.load(Relaxed);
-        guests >= w.guests as u64 && talkers >= w.talkers as u64
+        guests >= guests_here && talkers >= talkers_here
     };
     let poll = Duration::from_millis(20);
-    let polls = (planned.latest_send_start() / poll.as_secs_f64()).ceil() as u64;
-    for _ in 0..polls {
-        let now = clock.now_secs();
-        if (now >= planned.ramp_end && joined()) || now >= planned.latest_send_start() {
-            break;
+    let start = match remote_start {
+        None => {
+            let polls = (planned.latest_send_start() / poll.as_secs_f64()).ceil() as u64;
+            for _ in 0..polls {
+                let now = clock.now_secs();
+                if (now >= planned.ramp_end && joined()) || now >= planned.latest_send_start() {
+                    break;
+                }
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(poll) => {}
+                }
+            }
+            let start = (clock.now_secs() + planned.settle).max(planned.send_start);
+            recorder.set_send_start((start * 1e6) as u64);
+            start
         }
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(poll) => {}
+        Some(bound) => {
+            let polls = (bound.as_secs_f64() / poll.as_secs_f64()).ceil() as u64;
+            for _ in 0..polls {
+                if recorder.send_start().is_some() {
+                    break;
+                }
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(poll) => {}
+                }
+            }
+            let Some(start) = recorder.send_start() else {
+                recorder.error(format!("worker: no start from the coordinator within {bound:?}"));
+                drain_over.cancel();
+                goose::trigger_killswitch("supergroup-load worker: no start from the coordinator");
+                return;
+            };
+            start as f64 / 1e6
         }
-    }
-    let start = (clock.now_secs() + planned.settle).max(planned.send_start);
-    recorder.set_send_start((start * 1e6) as u64);
+    };
     let mut end = planned.with_send_start(start).drain_end;
     let drain = planned.drain_end - planned.send_end;
     let timeline = recorder.plan().timeline.clone();
@@ -399,14 +443,17 @@ async fn tick(
     progress
 }
 
-/// Runs goose: every user started at `--ramp` per second, held until the end of the drain.
-async fn run_goose(ctx: &Ctx, report: &Path, dir: &Path) -> anyhow::Result<GooseMetrics> {
-    let w = &ctx.plan.workload;
+/// Runs goose: every user (of this process's share) started at `--ramp` per second (this
+/// share's part of it), held for at most `hold_secs` after the ramp (the conductor ends the
+/// run sooner, when the drain is over).
+pub(crate) async fn run_goose(ctx: &Ctx, report: &Path, dir: &Path, hold_secs: u64) -> anyhow::Result<GooseMetrics> {
+    let plan = &ctx.plan;
+    let w = &plan.workload;
     let mut config = GooseConfiguration::default();
-    config.host = Some(ctx.plan.base_url.clone());
-    config.users = Some(w.users());
-    config.increase_rate = Some(format!("{}", w.ramp));
-    config.run_time = Some(format!("{}", ctx.plan.schedule.hold_secs()));
+    config.host = Some(plan.base_url.clone());
+    config.users = Some(plan.local_users());
+    config.increase_rate = Some(format!("{}", w.ramp * plan.local_users() as f64 / w.users().max(1) as f64));
+    config.run_time = Some(format!("{hold_secs}"));
     config.no_reset_metrics = true;
     // A guest's `receive` transaction is a bounded wait, one a second per guest: its
     // transaction and scenario metrics mean nothing and cost goose's metrics loop most of a core at 10,000 guests.
@@ -429,7 +476,7 @@ async fn run_goose(ctx: &Ctx, report: &Path, dir: &Path) -> anyhow::Result<Goose
 }
 
 /// Waits until every guest that opened has handed in its deliveries, bounded.
-async fn collect_guests(recorder: &Recorder) {
+pub(crate) async fn collect_guests(recorder: &Recorder) {
     let deadline = tokio::time::Instant::now() + COLLECT_TIMEOUT;
     let opened = || recorder.counters().guests_opened.load(Relaxed) as usize;
     while recorder.guests_finished() < opened() && tokio::time::Instant::now() < deadline {
@@ -442,7 +489,7 @@ async fn collect_guests(recorder: &Recorder) {
 }
 
 /// goose's request table, for the summary.
-fn goose_figures(m: &GooseMetrics, report: &Path) -> GooseFigures {
+pub(crate) fn goose_figures(m: &GooseMetrics, report: &Path) -> GooseFigures {
     let mut requests: Vec<GooseRequestRow> = m
         .requests
         .iter()

@@ -33,13 +33,20 @@ const WS: &str = "WS";
 /// lists users scenario by scenario and launches them from the end of the
 /// list, so talkers (registered last) connect first and readers next, ahead
 /// of the guests' connect queue.
+/// In a load worker, the users are this worker's share ([`crate::plan::Share`]); a
+/// scenario with none is left out.
 pub fn all(ctx: &Ctx) -> Result<Vec<Scenario>, GooseError> {
-    let w = &ctx.plan.workload;
-    let mut scenarios = vec![guests(ctx, w.guests)?];
-    if w.readers > 0 {
-        scenarios.push(readers(ctx, w.readers)?);
+    let plan = &ctx.plan;
+    let mut scenarios = Vec::new();
+    if plan.local_guests() > 0 {
+        scenarios.push(guests(ctx, plan.local_guests())?);
     }
-    scenarios.push(talkers(ctx, w.talkers)?);
+    if plan.local_readers() > 0 {
+        scenarios.push(readers(ctx, plan.local_readers())?);
+    }
+    if plan.local_talkers() > 0 {
+        scenarios.push(talkers(ctx, plan.local_talkers())?);
+    }
     Ok(scenarios)
 }
 

@@ -51,6 +51,10 @@ fn small_run(target: Option<String>, out: PathBuf) -> RunArgs {
         ca_cert: None,
         metrics_listen: None,
         out_jsonl: None,
+        workers: None,
+        coordinator: None,
+        run_id: None,
+        worker_wait: 60.0,
     }
 }
 

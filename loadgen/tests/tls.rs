@@ -43,6 +43,10 @@ fn run_args(target: String, out: PathBuf, ca_cert: Option<PathBuf>) -> RunArgs {
         ca_cert,
         metrics_listen: None,
         out_jsonl: None,
+        workers: None,
+        coordinator: None,
+        run_id: None,
+        worker_wait: 60.0,
     }
 }
 

@@ -279,8 +279,60 @@ pub struct Summary {
     /// share of the guests and talkers went where, and how complete each node's guests were.
     #[serde(default)]
     pub nodes: Vec<NodeShare>,
+    /// Of a run with `--workers`: one entry per load worker (empty for one process).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub workers: Vec<WorkerFigures>,
+    /// Of a run with `--workers`: how the workers' clocks were aligned and the error bound of each latency.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock: Option<ClockFigures>,
     pub series: Vec<SecondSample>,
     pub histograms: Histograms,
+}
+
+/// One load worker of a run with `--workers`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct WorkerFigures {
+    pub index: usize,
+    pub host: String,
+    pub pid: u32,
+    /// Its share of the plan.
+    pub guests_planned: u64,
+    pub talkers_planned: u64,
+    pub guests_opened: u64,
+    /// Completeness of its guests (a lost worker's guests: everything expected counted missing).
+    pub expected: u64,
+    pub delivered: u64,
+    pub missing: u64,
+    /// Fan-out at its guests, ms.
+    pub p50_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    /// Its process over the send window, % of one core, and its peak RSS.
+    pub cpu_mean_pct: Option<f64>,
+    pub rss_peak_kib: Option<u64>,
+    /// Its clock: offset from the coordinator's used, its error bound, the NTP-style estimate and round trip, µs.
+    pub clock_offset_us: i64,
+    pub clock_bound_us: u64,
+    pub clock_estimated_offset_us: i64,
+    pub clock_rtt_us: u64,
+    pub same_host: bool,
+    /// `None` when it handed in its result; else why it was counted lost.
+    pub lost: Option<String>,
+}
+
+/// How a run with `--workers` put every worker on one run clock.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ClockFigures {
+    /// In words: which clock and how latency is computed across processes.
+    pub method: String,
+    /// The largest error bound of any worker's clock, µs.
+    pub max_worker_bound_us: u64,
+    /// Error bound of fan-out and time-to-last-guest figures, µs: the talker's and the guest's
+    /// worker may each be off by their bound, so twice the largest.
+    pub fanout_bound_us: u64,
+    /// Send to ack, connect, open and instrument delay are measured inside one process: exact.
+    pub local_bound_us: u64,
+    /// Seconds without a snapshot after which a worker was counted lost.
+    pub liveness_secs: u64,
 }
 
 /// What the run knows besides the recorder's figures.
@@ -402,6 +454,8 @@ impl Summary {
             lossy,
             steps,
             nodes: f.nodes.clone(),
+            workers: Vec::new(),
+            clock: None,
             series: f.series.clone(),
             histograms: Histograms {
                 encoding: "HdrHistogram V2 + deflate, base64; values in microseconds".into(),

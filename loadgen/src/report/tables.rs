@@ -166,6 +166,59 @@ pub fn of(s: &Summary) -> Vec<Table> {
                 .collect(),
         });
     }
+    if !s.workers.is_empty() {
+        let bound = s.clock.as_ref().map(|c| c.fanout_bound_us as f64 / 1000.0).unwrap_or(0.0);
+        tables.push(Table {
+            title: format!(
+                "Load workers (fan-out figures within ±{bound:.3} ms of the truth: {})",
+                s.clock.as_ref().map(|c| c.method.as_str()).unwrap_or("")
+            ),
+            header: row(&[
+                "worker",
+                "host / pid",
+                "guests opened / planned",
+                "talkers",
+                "expected",
+                "delivered",
+                "missing",
+                "fan-out p50",
+                "p99",
+                "CPU mean",
+                "RSS peak",
+                "clock offset ± bound",
+                "status",
+            ]),
+            rows: s
+                .workers
+                .iter()
+                .map(|w| {
+                    vec![
+                        w.index.to_string(),
+                        format!("{} / {}", w.host, w.pid),
+                        format!("{} / {}", count(w.guests_opened), count(w.guests_planned)),
+                        count(w.talkers_planned),
+                        count(w.expected),
+                        count(w.delivered),
+                        count(w.missing),
+                        ms(w.p50_ms),
+                        ms(w.p99_ms),
+                        w.cpu_mean_pct.map(|c| format!("{c:.0}%")).unwrap_or_else(|| "–".into()),
+                        w.rss_peak_kib.map(|k| format!("{:.1} MiB", k as f64 / 1024.0)).unwrap_or_else(|| "–".into()),
+                        format!(
+                            "{:+.3} ms ± {:.3} ms{}",
+                            w.clock_offset_us as f64 / 1000.0,
+                            w.clock_bound_us as f64 / 1000.0,
+                            if w.same_host { " (same host)" } else { "" }
+                        ),
+                        match &w.lost {
+                            None => "ok".into(),
+                            Some(why) => format!("LOST: {why}"),
+                        },
+                    ]
+                })
+                .collect(),
+        });
+    }
     if let Some(srv) = &s.server {
         let kib = |v: Option<u64>| v.map(|k| format!("{:.1} MiB", k as f64 / 1024.0)).unwrap_or_else(|| "–".into());
         tables.push(kv(
