@@ -216,10 +216,10 @@ fn start_workers(broker: &str, run_id: &str, n: usize, offset_ms: Option<(usize,
                 .env_remove("SG_LOAD_TEST_CLOCK_OFFSET_MS")
                 .stdout(Stdio::piped())
                 .stderr(Stdio::null());
-            if let Some((who, ms)) = offset_ms {
-                if who == i {
-                    cmd.env("SG_LOAD_TEST_CLOCK_OFFSET_MS", ms.to_string());
-                }
+            if let Some((who, ms)) = offset_ms
+                && who == i
+            {
+                cmd.env("SG_LOAD_TEST_CLOCK_OFFSET_MS", ms.to_string());
             }
             cmd.spawn().unwrap()
         })

@@ -62,6 +62,9 @@ const END_WAIT: Duration = Duration::from_secs(90);
 /// Longest wait for a local worker process to exit at the end.
 const WORKER_EXIT_WAIT: Duration = Duration::from_secs(10);
 
+/// A worker's result with the last arrivals of messages at its guests (`None` for a lost worker).
+type Handed = (WorkerResult, Vec<(u32, u64, u64, u64)>);
+
 /// One worker as the coordinator knows it.
 struct WorkerSlot {
     hello: Hello,
@@ -401,7 +404,7 @@ impl Coordinator<'_> {
         // Merge.
         let (results, mut figures) = {
             let mut st = shared.lock();
-            let mut results: Vec<Option<(WorkerResult, Vec<(u32, u64, u64, u64)>)>> = Vec::new();
+            let mut results: Vec<Option<Handed>> = Vec::new();
             let mut figures = Vec::new();
             for (i, wk) in st.workers.iter_mut().enumerate() {
                 if wk.lost.is_none() && !wk.has_result() {
@@ -526,11 +529,11 @@ impl Coordinator<'_> {
 
 /// Counts worker `i` lost (once), saying why.
 fn mark_lost(shared: &Shared, i: usize, why: &str) {
-    if let Some(w) = shared.lock().workers.get_mut(i) {
-        if w.lost.is_none() {
-            eprintln!("workers: worker {i} ({} pid {}) lost: {why}", w.hello.host, w.hello.pid);
-            w.lost = Some(why.to_string());
-        }
+    if let Some(w) = shared.lock().workers.get_mut(i)
+        && w.lost.is_none()
+    {
+        eprintln!("workers: worker {i} ({} pid {}) lost: {why}", w.hello.host, w.hello.pid);
+        w.lost = Some(why.to_string());
     }
 }
 
@@ -540,7 +543,7 @@ fn merge(
     recorder: &Recorder,
     plan: &Plan,
     f: &mut Finished,
-    results: &[Option<(WorkerResult, Vec<(u32, u64, u64, u64)>)>],
+    results: &[Option<Handed>],
     figures: &mut [WorkerFigures],
 ) -> anyhow::Result<()> {
     for (_, arrivals) in results.iter().flatten() {
@@ -633,7 +636,7 @@ fn merge(
 }
 
 /// goose's request rows of every worker, added up by name.
-fn goose_of(results: &[Option<(WorkerResult, Vec<(u32, u64, u64, u64)>)>]) -> GooseFigures {
+fn goose_of(results: &[Option<Handed>]) -> GooseFigures {
     let mut rows: BTreeMap<String, (GooseRequestRow, f64)> = BTreeMap::new();
     for (r, _) in results.iter().flatten() {
         for row in &r.goose {
@@ -748,12 +751,12 @@ async fn serve_snapshots(nc: async_nats::Client, shared: Shared, run_id: String,
         let Some(msg) = msg else { break };
         let Ok(s) = wire::decode::<Snapshot>("snapshot", &msg.payload) else { continue };
         let mut st = shared.lock();
-        if let Some(w) = st.workers.get_mut(s.index) {
-            if w.lost.is_none() {
-                w.last_seen = Instant::now();
-                w.latest = s.clone();
-                st.pending.push(s);
-            }
+        if let Some(w) = st.workers.get_mut(s.index)
+            && w.lost.is_none()
+        {
+            w.last_seen = Instant::now();
+            w.latest = s.clone();
+            st.pending.push(s);
         }
     }
 }
@@ -779,10 +782,10 @@ async fn serve_facts(
                     st.facts.insert((f.0, f.1), *f);
                     recorder.apply_fact(f);
                 }
-                if batch.last {
-                    if let Some(w) = st.workers.get_mut(batch.index) {
-                        w.last_facts = true;
-                    }
+                if batch.last
+                    && let Some(w) = st.workers.get_mut(batch.index)
+                {
+                    w.last_facts = true;
                 }
             }
         }
@@ -825,11 +828,11 @@ async fn serve_results(nc: async_nats::Client, shared: Shared, run_id: String, s
         let Some(msg) = msg else { break };
         if let Ok(part) = wire::decode::<ResultPart>("result", &msg.payload) {
             let mut st = shared.lock();
-            if let Some(w) = st.workers.get_mut(part.index) {
-                if w.lost.is_none() {
-                    w.parts_expected = Some(part.parts);
-                    w.parts.insert(part.part, part);
-                }
+            if let Some(w) = st.workers.get_mut(part.index)
+                && w.lost.is_none()
+            {
+                w.parts_expected = Some(part.parts);
+                w.parts.insert(part.part, part);
             }
         }
         if let Some(reply) = msg.reply {

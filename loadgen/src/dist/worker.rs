@@ -267,16 +267,18 @@ async fn join(nc: &async_nats::Client, args: &WorkerArgs, hello: &Hello) -> anyh
     let deadline = Instant::now() + Duration::from_secs_f64(args.wait);
     // Bounded by the deadline; at least one try.
     loop {
-        // The coordinator measures this worker's clock before it answers: allow for that.
-        match tokio::time::timeout(REQUEST_TIMEOUT * 2, nc.request(subject.clone(), wire::encode(hello))).await {
-            Ok(Ok(reply)) => match wire::decode::<Welcome>(&subject, &reply.payload)? {
+        // The coordinator measures this worker's clock before it answers: allow for that. No
+        // answer (no coordinator yet, or a timeout): ask again below.
+        if let Ok(Ok(reply)) =
+            tokio::time::timeout(REQUEST_TIMEOUT * 2, nc.request(subject.clone(), wire::encode(hello))).await
+        {
+            match wire::decode::<Welcome>(&subject, &reply.payload)? {
                 Welcome::Joined(a) if a.version == wire::VERSION => return Ok(*a),
                 Welcome::Joined(a) => {
                     anyhow::bail!("the coordinator speaks schema v{}, this worker v{}", a.version, wire::VERSION)
                 }
                 Welcome::Refused(why) => anyhow::bail!("the coordinator refused this worker: {why}"),
-            },
-            Ok(Err(_)) | Err(_) => {}
+            }
         }
         if Instant::now() >= deadline {
             anyhow::bail!(
@@ -384,10 +386,10 @@ async fn tick(
         let last_sent = facts_lock.lock().await;
         if !*last_sent {
             let facts = recorder.take_facts(false);
-            if !facts.is_empty() {
-                if let Err(e) = send_facts(&nc, &run_id, index, facts, false).await {
-                    recorder.error(format!("worker: facts: {e}"));
-                }
+            if !facts.is_empty()
+                && let Err(e) = send_facts(&nc, &run_id, index, facts, false).await
+            {
+                recorder.error(format!("worker: facts: {e}"));
             }
         }
     }
