@@ -669,8 +669,9 @@ impl Recorder {
 
     /// Records a message written by another process's talker (or, in a coordinator, by any
     /// worker's): when it was intended and written, acked or refused. A slot already written
-    /// here is left alone.
-    pub fn apply_fact(&self, &(k, seq, intended, sent, acked, refused): &crate::dist::wire::Fact) {
+    /// here is left alone. With `count`, the sent and acked counters count it too (a
+    /// coordinator's totals; a worker's counters stay its own talkers').
+    pub fn apply_fact(&self, &(k, seq, intended, sent, acked, refused): &crate::dist::wire::Fact, count: bool) {
         let Some(slot) = self.slot(k as usize, seq) else {
             self.error("facts: a message outside the plan");
             return;
@@ -681,6 +682,9 @@ impl Recorder {
         slot.intended.store(intended, Relaxed);
         slot.acked.store(acked, Relaxed);
         slot.refused.store(refused, Relaxed);
+        if !count {
+            return;
+        }
         self.inner.counters.sent.fetch_add(1, Relaxed);
         if acked != NEVER {
             self.inner.counters.acked.fetch_add(1, Relaxed);
@@ -994,6 +998,67 @@ mod tests {
         assert_eq!(f.completeness.expected, 4, "#0, #1, #3, #4");
         assert_eq!(f.completeness.missing, 2, "#1 and #3");
         assert_eq!((f.churn.stayed, f.churn.open_at_end), (0, 0));
+    }
+
+    #[test]
+    fn facts_move_between_workers_once_and_make_expectations_exact() {
+        use crate::plan::Share;
+        // Worker 0 holds talker 0; worker 1 holds talker 1 and the one guest.
+        let mut p0 = plan(1, 2, 1);
+        p0.share = Share { index: 0, count: 2 };
+        let mut p1 = p0.clone();
+        p1.share = Share { index: 1, count: 2 };
+        let (w0, w1) = (Recorder::new(Clock::start_now(), p0), Recorder::new(Clock::start_now(), p1));
+        for seq in 0..3 {
+            w0.message_sent(0, seq, seq * 100, seq * 100 + 10);
+            w1.message_sent(1, seq, seq * 100, seq * 100 + 10);
+        }
+        w0.message_acked(0, 0, 50).unwrap();
+        w0.message_refused(0, 1);
+        let first = w0.take_facts(false);
+        assert_eq!(first.iter().map(|f| (f.1, f.5)).collect::<Vec<_>>(), vec![(0, false), (1, true)]);
+        assert!(w0.take_facts(false).is_empty(), "each fact is handed out once");
+        let last = w0.take_facts(true);
+        assert_eq!(last.len(), 1, "the unanswered #2, at the end");
+        assert_eq!(last[0].4, u64::MAX);
+        assert!(w1.take_facts(false).is_empty(), "worker 1's talker has no answers yet");
+        for f in first.iter().chain(&last) {
+            w1.apply_fact(f, false);
+        }
+        // The guest (on worker 1) opened at 0 and got talker 0's #0 and its own talker's #0..#2.
+        let mut t = DeliveryTracker::new(2, 5);
+        for (local, seq) in [(0, 0), (1, 0), (1, 1), (1, 2)] {
+            t.observe(local, seq);
+            w1.delivery(0, local, seq, seq * 100, seq * 100 + 500);
+        }
+        w1.guest_finished(GuestOutcome {
+            node: 0,
+            conversation: 0,
+            opened_at: 0,
+            intervals: vec![Interval { opened_at: 0, end: IntervalEnd::Open }],
+            closed_by_server_at: None,
+            open_at_end: true,
+            tracker: t,
+        });
+        let f = w1.finish();
+        assert_eq!(
+            f.completeness.expected, 5,
+            "3 of its own talker, talker 0's #0 and unanswered #2, not the refused #1"
+        );
+        assert_eq!(f.completeness.missing, 1, "talker 0's #2");
+        assert_eq!(f.sent, 3, "a worker's counters count its own talkers only");
+        assert_eq!(w1.expected_in_conversation(0), 5);
+        assert_eq!(w1.last_arrivals().len(), 4);
+        let coordinator = Recorder::new(Clock::start_now(), plan(1, 2, 1));
+        for f in first.iter().chain(&last) {
+            coordinator.apply_fact(f, true);
+        }
+        for (k, seq, last, n) in w1.last_arrivals() {
+            coordinator.merge_arrivals(k, seq, last, n);
+        }
+        let c = coordinator.finish();
+        assert_eq!((c.sent, c.acked, c.unanswered), (3, 1, 1));
+        assert_eq!(c.time_to_last.len(), 1, "talker 0's #0 reached a guest; talker 1's facts never came here");
     }
 
     #[test]

@@ -466,6 +466,7 @@ impl Coordinator<'_> {
             local_bound_us: 0,
             liveness_secs: LIVENESS.as_secs(),
         };
+        let w_users = plan.workload.users() as u64;
         let mut plan = plan.clone();
         if let Some(start) = recorder.send_start() {
             plan.schedule = plan.schedule.with_send_start(start as f64 / 1e6);
@@ -494,7 +495,7 @@ impl Coordinator<'_> {
             server_pid: self.server_pid,
             rss_baseline_kib,
             opened_late: finished.guests_opened_late,
-            goose: Some(goose_of(&results)),
+            goose: Some(goose_of(&results, w_users)),
             stop_rules: Vec::new(),
             instrument: Some(instrument),
         };
@@ -635,8 +636,8 @@ fn merge(
     Ok(())
 }
 
-/// goose's request rows of every worker, added up by name.
-fn goose_of(results: &[Option<Handed>]) -> GooseFigures {
+/// goose's request rows of every worker, added up by name (`users`: the run's, all workers').
+fn goose_of(results: &[Option<Handed>], users: u64) -> GooseFigures {
     let mut rows: BTreeMap<String, (GooseRequestRow, f64)> = BTreeMap::new();
     for (r, _) in results.iter().flatten() {
         for row in &r.goose {
@@ -661,7 +662,7 @@ fn goose_of(results: &[Option<Handed>]) -> GooseFigures {
             row
         })
         .collect();
-    GooseFigures { report: "worker-N/goose-report.html".into(), users: 0, duration_secs: 0, requests }
+    GooseFigures { report: "worker-N/goose-report.html".into(), users, duration_secs: 0, requests }
 }
 
 /// Welcomes workers: measures each one's clock, then hands it the plan and its share.
@@ -780,7 +781,7 @@ async fn serve_facts(
             if st.table.is_none() {
                 for f in &batch.facts {
                     st.facts.insert((f.0, f.1), *f);
-                    recorder.apply_fact(f);
+                    recorder.apply_fact(f, true);
                 }
                 if batch.last
                     && let Some(w) = st.workers.get_mut(batch.index)

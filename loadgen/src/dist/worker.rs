@@ -328,7 +328,7 @@ async fn pull_table(nc: &async_nats::Client, run_id: &str, index: usize, recorde
             TableChunk::Facts { facts, total } => {
                 from += facts.len();
                 for f in facts.iter().filter(|f| !share.holds(f.0 as usize)) {
-                    recorder.apply_fact(f);
+                    recorder.apply_fact(f, false);
                 }
                 if from >= total {
                     return Ok(());
