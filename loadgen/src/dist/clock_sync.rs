@@ -7,7 +7,8 @@
 //! the smallest round trip is kept (the tightest bound).
 //!
 //! Two processes on one host (same `boot_id`) read the same `CLOCK_MONOTONIC`:
-//! their offset is exactly 0, and that is what is used (bound 0); the estimate is
+//! their offset is exactly 0, and that is what is used (bound 0), as long as the
+//! estimate agrees (0 within half its round trip; see [`decide`]); the estimate is
 //! still made and reported beside it.
 
 use crate::clock::monotonic_us;
@@ -51,7 +52,7 @@ pub fn best(rounds: &[Round]) -> Option<(i64, u64)> {
         .map(|r| (r.w - (r.c1 + r.c4) / 2, (r.c4 - r.c1) as u64))
 }
 
-/// Measures worker `wid`'s clock ([`ROUNDS`] rounds, each bounded); `same_host` uses offset 0.
+/// Measures worker `wid`'s clock ([`ROUNDS`] rounds, each bounded); `same_host`: it has the coordinator's `boot_id`.
 pub async fn estimate(nc: &async_nats::Client, wid: &str, same_host: bool) -> anyhow::Result<ClockEstimate> {
     let subject = wire::worker_clock(wid);
     let mut rounds = Vec::with_capacity(ROUNDS);
@@ -66,17 +67,26 @@ pub async fn estimate(nc: &async_nats::Client, wid: &str, same_host: bool) -> an
     }
     let (estimated, rtt) =
         best(&rounds).ok_or_else(|| anyhow::anyhow!("worker {wid} answered none of {ROUNDS} clock requests"))?;
-    Ok(if same_host {
-        ClockEstimate { offset_us: 0, bound_us: 0, estimated_offset_us: estimated, rtt_us: rtt, same_host }
+    Ok(decide(same_host, estimated, rtt))
+}
+
+/// The offset to use. A worker with the coordinator's `boot_id` shares its `CLOCK_MONOTONIC`
+/// (offset 0, exact) unless the estimate says otherwise: on one clock the true offset 0 lies
+/// within half the round trip of the estimate, so an estimate further off than that means
+/// another clock (a container in its own time namespace, say), and the estimate is used.
+pub fn decide(same_boot: bool, estimated: i64, rtt: u64) -> ClockEstimate {
+    let bound = rtt.div_ceil(2);
+    if same_boot && estimated.unsigned_abs() <= bound {
+        ClockEstimate { offset_us: 0, bound_us: 0, estimated_offset_us: estimated, rtt_us: rtt, same_host: true }
     } else {
         ClockEstimate {
             offset_us: estimated,
-            bound_us: rtt.div_ceil(2),
+            bound_us: bound,
             estimated_offset_us: estimated,
             rtt_us: rtt,
-            same_host,
+            same_host: false,
         }
-    })
+    }
 }
 
 #[cfg(test)]
@@ -92,5 +102,15 @@ mod tests {
         assert_eq!(offset, 1_000);
         assert!((offset - 1_000).unsigned_abs() <= rtt / 2);
         assert_eq!(best(&[]), None);
+    }
+
+    #[test]
+    fn one_host_is_exact_unless_the_estimate_contradicts_it() {
+        let same = decide(true, 30, 400);
+        assert_eq!((same.offset_us, same.bound_us, same.same_host), (0, 0, true));
+        let namespaced = decide(true, 2_000_000, 400);
+        assert_eq!((namespaced.offset_us, namespaced.bound_us, namespaced.same_host), (2_000_000, 200, false));
+        let remote = decide(false, 30, 401);
+        assert_eq!((remote.offset_us, remote.bound_us, remote.same_host), (30, 201, false));
     }
 }
