@@ -370,3 +370,34 @@ fn a_coordinator_without_workers_says_how_to_start_them() {
     assert!(stderr.contains("only 0 of 2 workers joined within 2 s"), "{stderr}");
     assert!(stderr.contains("supergroup-load worker --coordinator nats://127.0.0.1:"), "{stderr}");
 }
+
+/// Workers and several targets together: 2 workers, two independent servers as the nodes
+/// (2 rooms, so each room's guests and talker meet on one node). The coordinator adds the
+/// workers' per-node counts: each node 15 guests opened, complete.
+#[test]
+fn workers_spread_guests_over_the_nodes_and_the_nodes_add_up() {
+    let _turn = RUN_LOCK.blocking_lock();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (a, b) =
+        rt.block_on(async { (spawn(Config::for_tests()).await.unwrap(), spawn(Config::for_tests()).await.unwrap()) });
+    let out = scratch("workers-targets");
+    let mut flags = small_flags(&out);
+    let talkers = flags.iter().position(|f| f == "--talkers").unwrap();
+    flags[talkers + 1] = "2".into();
+    let mut cmd = Command::new(EXE);
+    cmd.args(flags).args(["--workers", "2", "--conversations", "2", "--target"]).arg(format!(
+        "{},{}",
+        a.base_url(),
+        b.base_url()
+    ));
+    let o = run_bounded(cmd, Duration::from_secs(90));
+    assert!(o.status.success(), "{}\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    let s = summary_of(&out);
+    assert_eq!(s.nodes.len(), 2);
+    for n in &s.nodes {
+        assert_eq!((n.guests_planned, n.guests_opened, n.talkers_planned), (15, 15, 1), "{n:?}");
+        assert_eq!((n.expected, n.delivered, n.missing), (15 * 20, 15 * 20, 0), "{n:?}");
+    }
+    assert_eq!(s.completeness.missing, 0);
+    drop(rt);
+}
