@@ -124,6 +124,15 @@ pub async fn run(args: &RunArgs, workers: usize) -> anyhow::Result<Outcome> {
     let (started_at, stamp) = utc_now();
     let dir = args.out.clone().unwrap_or_else(|| default_reports_root().join(&stamp));
     std::fs::create_dir_all(&dir)?;
+    if args.target.is_none() {
+        // Workers split the load generator's sockets, not the local server's: it is one
+        // process holding one socket per guest, so its open-file limit still bounds the run.
+        crate::fdlimit::ensure(workload.users() as u64).map_err(|e| {
+            anyhow::anyhow!(
+                "the local reference server is one process: {e} More guests need a --target with several nodes."
+            )
+        })?;
+    }
     let (local, targets) = start_target(args, &workload, &dir).await?;
     let server_pid = local.as_ref().map(|l| l.pid).or(args.server_pid);
     let broker = match &args.coordinator {
