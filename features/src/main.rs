@@ -14,7 +14,9 @@ use supergroup_conformance::{Options, run};
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
-    /// The server's origin, e.g. http://127.0.0.1:8080. Without it, the in-process reference server is used.
+    /// The server's origin, e.g. http://127.0.0.1:8080, or its nodes' origins separated by commas
+    /// (http://a:8080,http://b:8080): the k-th user of each scenario connects to node k mod N and
+    /// REST calls take the nodes in turn. Without it, the in-process reference server is used.
     #[arg(long, env = "SUPERGROUP_TARGET")]
     target: Option<String>,
     /// The app to test.

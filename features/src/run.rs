@@ -25,7 +25,9 @@ use supergroup_protocol::rest::WebhookRegistration;
 /// What a run needs to know.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// The server's origin; `None` starts the in-process reference server.
+    /// The server's origin, or the origins of its nodes separated by commas
+    /// (`http://a:8080,http://b:8080`: the users of each scenario are spread
+    /// over them); `None` starts the in-process reference server.
     pub target: Option<String>,
     pub app_id: String,
     pub secret: String,
@@ -233,6 +235,11 @@ pub async fn run(opts: Options) -> anyhow::Result<Outcome> {
     result
 }
 
+/// The node origins of a `--target` value: comma separated, blanks ignored.
+pub fn node_urls(target: &str) -> Vec<String> {
+    target.split(',').map(str::trim).filter(|u| !u.is_empty()).map(str::to_owned).collect()
+}
+
 /// Runs the suite against a server that is already up.
 async fn run_against(
     opts: &Options,
@@ -243,7 +250,17 @@ async fn run_against(
     started: Instant,
 ) -> anyhow::Result<Outcome> {
     let tls = Tls::from_option(opts.ca_cert.as_deref())?;
-    let rest = Rest::with_tls(target, &opts.app_id, &opts.secret, tls);
+    let nodes: Vec<Rest> =
+        node_urls(target).iter().map(|url| Rest::with_tls(url, &opts.app_id, &opts.secret, tls.clone())).collect();
+    anyhow::ensure!(!nodes.is_empty(), "--target names no server");
+    let rest = nodes[0].clone();
+    // Every node must answer before the run starts: a dead node would fail scenarios at random.
+    for node in &nodes[1..] {
+        tokio::time::timeout(opts.wait, node.app())
+            .await
+            .map_err(|_| anyhow::anyhow!("GET {} did not answer within {:?}", node.url(""), opts.wait))?
+            .map_err(|e| anyhow::anyhow!("GET {} failed: {e}", node.url("")))?;
+    }
     let app = tokio::time::timeout(opts.wait, rest.app())
         .await
         .map_err(|_| anyhow::anyhow!("GET {} did not answer within {:?}", rest.url(""), opts.wait))?
@@ -258,6 +275,7 @@ async fn run_against(
     let other_app = opts.other_app.as_ref().map(|(id, secret)| rest.with_app(id, secret));
     let suite = Arc::new(Suite {
         rest: rest.clone(),
+        nodes,
         app: app.clone(),
         inbox: receiver.inbox.clone(),
         wait: opts.wait,
@@ -384,4 +402,16 @@ async fn run_cucumber(opts: &Options, suite: Arc<Suite>, dir: Option<&Path>) -> 
         .await;
     use cucumber::writer::Stats as _;
     Ok((results, finished.execution_has_failed()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::node_urls;
+
+    #[test]
+    fn a_target_list_is_split_on_commas_and_one_target_stays_one() {
+        assert_eq!(node_urls("http://a:1"), ["http://a:1"]);
+        assert_eq!(node_urls("http://a:1, http://b:2,,http://c:3 "), ["http://a:1", "http://b:2", "http://c:3"]);
+        assert!(node_urls(" , ").is_empty());
+    }
 }

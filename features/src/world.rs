@@ -22,8 +22,12 @@ pub const DELIVERY_ALLOWANCE: Duration = Duration::from_millis(500);
 /// What every scenario of one run shares.
 #[derive(Debug)]
 pub struct Suite {
-    /// REST client for the app under test.
+    /// REST client for the app under test, on the first target.
     pub rest: Rest,
+    /// One REST client per target node (`--target URL1,URL2,...`), the first
+    /// being [`Suite::rest`]. A scenario spreads its users and REST calls over
+    /// them (see [`SgWorld::rest`] and [`SgWorld::realtime_url`]).
+    pub nodes: Vec<Rest>,
     /// `GET /v1/{appId}` as read at the start of the run: plan, limits, notification delay.
     pub app: AppInfo,
     /// Deliveries to the suite's webhook receiver.
@@ -133,6 +137,11 @@ pub struct SgWorld {
     pub slow: Option<(String, supergroup_protocol::client::Ws)>,
     /// Held while an `@serial` scenario runs (see `run::SERIAL`).
     pub serial: Option<tokio::sync::OwnedMutexGuard<()>>,
+    /// User names in the order the scenario first connected them: the k-th
+    /// user's realtime connections go to target node k mod N.
+    users: std::sync::Mutex<Vec<String>>,
+    /// REST calls made so far: call k goes to target node k mod N.
+    rest_calls: std::sync::atomic::AtomicUsize,
 }
 
 impl fmt::Debug for SgWorld {
@@ -159,8 +168,28 @@ impl SgWorld {
         self.suite.clone().expect("the before hook sets the suite of every scenario")
     }
 
+    /// A REST client for the next call: with several target nodes the
+    /// scenario's calls take the nodes in turn, so every node answers REST
+    /// and a write on one node is read back on another.
     pub fn rest(&self) -> Rest {
-        self.suite().rest.clone()
+        let suite = self.suite();
+        let k = self.rest_calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        suite.nodes.get(k % suite.nodes.len().max(1)).unwrap_or(&suite.rest).clone()
+    }
+
+    /// The target node of `user` (a name or a connection name): the k-th user
+    /// the scenario connects gets node k mod N, so the users of one scenario
+    /// are spread over the nodes and cross-node delivery, order and limits
+    /// are what the scenario checks. With one target every user gets it.
+    pub fn node_of(&self, user: &str) -> Rest {
+        let suite = self.suite();
+        let name = Self::user_of(user);
+        let mut users = self.users.lock().unwrap_or_else(|p| p.into_inner());
+        let k = users.iter().position(|u| u == name).unwrap_or_else(|| {
+            users.push(name.to_string());
+            users.len() - 1
+        });
+        suite.nodes.get(k % suite.nodes.len().max(1)).unwrap_or(&suite.rest).clone()
     }
 
     pub fn wait(&self) -> Duration {
@@ -230,7 +259,7 @@ impl SgWorld {
 
     /// The realtime URL for `user` (a name, or a connection name like `alice#2`), with a valid token.
     pub fn realtime_url(&self, user: &str) -> String {
-        let rest = self.rest();
+        let rest = self.node_of(user);
         rest.realtime_url(&rest.token(&self.id(Self::user_of(user))))
     }
 
