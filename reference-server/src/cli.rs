@@ -77,6 +77,18 @@ pub struct ServerArgs {
     /// TLS, timeouts, connection caps, liveness and rate limits.
     #[command(flatten)]
     pub transport: TransportArgs,
+    /// Join a cluster through this NATS server (e.g. nats://127.0.0.1:4222); see the README's "Cluster".
+    #[arg(long, env = "SUPERGROUP_CLUSTER")]
+    pub cluster: Option<String>,
+    /// This node's id in the cluster (letters, digits, - and _), unique per node.
+    #[arg(long, env = "SUPERGROUP_NODE_ID", requires = "cluster")]
+    pub node_id: Option<String>,
+    /// core: owns the database and decides everything (exactly one per cluster); edge: forwards to the core.
+    #[arg(long, env = "SUPERGROUP_CLUSTER_ROLE", value_enum, requires = "cluster")]
+    pub cluster_role: Option<crate::cluster::ClusterRole>,
+    /// Milliseconds without an edge's heartbeat after which the core ends its connections (frees their guest slots).
+    #[arg(long, env = "SUPERGROUP_CLUSTER_LIVENESS_MS", default_value_t = crate::cluster::DEFAULT_LIVENESS_MS)]
+    pub cluster_liveness_ms: u64,
 }
 
 /// Transport flags: TLS, HTTP timeouts and caps, WebSocket liveness, rate limits.
@@ -192,7 +204,26 @@ impl ServerArgs {
             app.guest_access = self.guest_access;
             apps.push(app);
         }
+        let cluster = match &self.cluster {
+            None => None,
+            Some(nats) => {
+                let node_id = self.node_id.clone().ok_or_else(|| anyhow::anyhow!("--cluster needs --node-id"))?;
+                anyhow::ensure!(
+                    crate::cluster::valid_node_id(&node_id),
+                    "--node-id `{node_id}`: 1 to 64 letters, digits, - or _"
+                );
+                let role = self.cluster_role.ok_or_else(|| anyhow::anyhow!("--cluster needs --cluster-role core|edge"))?;
+                anyhow::ensure!(self.cluster_liveness_ms >= 2_000, "--cluster-liveness-ms must be at least 2000");
+                Some(crate::cluster::ClusterConfig {
+                    nats: nats.clone(),
+                    node_id,
+                    role,
+                    liveness: Duration::from_millis(self.cluster_liveness_ms),
+                })
+            }
+        };
         Ok(Config {
+            cluster,
             apps,
             db: self.db.clone(),
             notification_delay_ms: self.notification_delay_ms,

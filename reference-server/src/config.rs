@@ -87,6 +87,8 @@ pub struct Config {
     pub transport: crate::transport::Transport,
     /// Memory bounds and limits of webhooks and notification windows.
     pub hooks: HookLimits,
+    /// This node's place in a cluster (`--cluster`); `None`: a single server.
+    pub cluster: Option<crate::cluster::ClusterConfig>,
 }
 
 /// Memory bounds of notifications and webhooks, and how long shutdown waits
@@ -151,6 +153,7 @@ impl Config {
             transport: crate::transport::Transport::default(),
             // A short drain: a test that leaves a dead endpoint behind stops in 1 s.
             hooks: HookLimits { drain: std::time::Duration::from_secs(1), ..HookLimits::default() },
+            cluster: None,
         }
     }
 

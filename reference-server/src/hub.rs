@@ -65,25 +65,67 @@ impl Frames {
     }
 }
 
+/// The seam to a cluster (see [`crate::cluster`]): where the frames of
+/// connections held by another node go. The hub keeps deciding everything
+/// (presence, guest slots, epochs) for those connections exactly as for its
+/// own; only delivery differs: a group commit's frames go to each node once
+/// per room ([`Relay::room`]), and the node fans them out to its sockets,
+/// which it knows from [`Relay::joined`] and [`Relay::left`], sent in the
+/// same order as everything else. A single server never builds one.
+///
+/// Every method is called with the hub's lock held and must not block. A
+/// relay whose bounded queue is full drops the item and marks a gap the node
+/// sees (its policy is [`crate::cluster::relay`]'s).
+pub trait Relay: Send + Sync {
+    /// Identifies the node, so [`Hub::publish`] sends it a room's frames once.
+    fn node(&self) -> u64;
+    /// Frames for one connection of the node (a reply, a typing frame, `closed`).
+    fn conn(&self, conn: u64, frames: Frames);
+    /// A room's frames, for every connection of the node that has it open.
+    fn room(&self, key: &RoomKey, frames: &Frames);
+    /// The connection opened `key` (the node adds it to the room's sockets).
+    fn joined(&self, conn: u64, key: &RoomKey);
+    /// The connection no longer has `key` open.
+    fn left(&self, conn: u64, key: &RoomKey);
+}
+
+/// Where a connection's frames go.
+#[derive(Clone)]
+enum Route {
+    /// A socket of this process: its bounded queue (policy: module doc).
+    Local(mpsc::Sender<Frames>),
+    /// A socket held by another node of a cluster, known there as `conn`.
+    Remote { relay: Arc<dyn Relay>, conn: u64 },
+}
+
 /// The sending side of a connection, as the hub holds it.
 #[derive(Clone)]
 pub struct Outbox {
     pub id: ConnId,
     pub user: Arc<str>,
-    /// Bounded queue to the connection's socket (policy: module doc).
-    tx: mpsc::Sender<Frames>,
+    route: Route,
     /// Fired when the queue overflowed: the connection closes with 1008.
     slow: Arc<Notify>,
 }
 
 impl Outbox {
+    fn next_id() -> ConnId {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    }
+
     /// A new outbox and the receiving ends its connection task owns.
     pub fn new(user: &str, capacity: usize) -> (Outbox, mpsc::Receiver<Frames>, Arc<Notify>) {
-        static NEXT: AtomicU64 = AtomicU64::new(1);
         let (tx, rx) = mpsc::channel(capacity);
         let slow = Arc::new(Notify::new());
-        let id = NEXT.fetch_add(1, Ordering::Relaxed);
-        (Outbox { id, user: user.into(), tx, slow: slow.clone() }, rx, slow)
+        (Outbox { id: Self::next_id(), user: user.into(), route: Route::Local(tx), slow: slow.clone() }, rx, slow)
+    }
+
+    /// The outbox of a connection held by another node (`conn` there),
+    /// delivered through `relay`; and its slow-consumer signal.
+    pub fn remote(user: &str, relay: Arc<dyn Relay>, conn: u64) -> (Outbox, Arc<Notify>) {
+        let slow = Arc::new(Notify::new());
+        (Outbox { id: Self::next_id(), user: user.into(), route: Route::Remote { relay, conn }, slow: slow.clone() }, slow)
     }
 
     /// Queues a frame without waiting; a full queue marks the connection slow.
@@ -93,11 +135,21 @@ impl Outbox {
 
     /// Queues frames as one item without waiting; a full queue marks the connection slow.
     pub fn push_frames(&self, frames: Frames) {
-        match self.tx.try_send(frames) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => self.slow.notify_one(),
-            // The connection is gone; its cleanup will remove it from every room.
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        match &self.route {
+            Route::Local(tx) => match tx.try_send(frames) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(_)) => self.slow.notify_one(),
+                // The connection is gone; its cleanup will remove it from every room.
+                Err(mpsc::error::TrySendError::Closed(_)) => {}
+            },
+            Route::Remote { relay, conn } => relay.conn(*conn, frames),
+        }
+    }
+
+    /// Tells a remote connection's node that it opened (`true`) or left `key`.
+    fn membership(&self, key: &RoomKey, joined: bool) {
+        if let Route::Remote { relay, conn } = &self.route {
+            if joined { relay.joined(*conn, key) } else { relay.left(*conn, key) }
         }
     }
 }
@@ -120,7 +172,8 @@ struct Room {
 }
 
 impl Room {
-    fn insert(&mut self, role: Role, out: &Outbox) {
+    fn insert(&mut self, key: &RoomKey, role: Role, out: &Outbox) {
+        out.membership(key, true);
         if role == Role::Guest {
             *self.guests.entry(out.user.clone()).or_default() += 1;
         }
@@ -128,8 +181,9 @@ impl Room {
         self.members.insert(out.id, Member { role, out: out.clone() });
     }
 
-    fn remove(&mut self, conn: ConnId) -> Option<Member> {
+    fn remove(&mut self, key: &RoomKey, conn: ConnId) -> Option<Member> {
         let member = self.members.remove(&conn)?;
+        member.out.membership(key, false);
         if member.role == Role::Guest {
             decrement(&mut self.guests, &member.out.user);
         }
@@ -234,7 +288,7 @@ impl Hub {
                 return Opened::GuestLimitReached;
             }
         }
-        room.insert(role, out);
+        room.insert(key, role, out);
         Opened::New(role)
     }
 
@@ -242,7 +296,7 @@ impl Hub {
     pub fn close(&self, key: &RoomKey, conn: ConnId) -> bool {
         let mut rooms = self.rooms();
         let Some(room) = rooms.get_mut(key) else { return false };
-        if room.remove(conn).is_none() {
+        if room.remove(key, conn).is_none() {
             return false;
         }
         if room.members.is_empty() {
@@ -311,8 +365,18 @@ impl Hub {
             let Some(room) = room else { continue };
             let frames =
                 if rb.frames.len() == 1 { Frames::One(rb.frames[0].clone()) } else { Frames::Many(rb.frames.clone()) };
+            // Nodes of a cluster already sent this room's frames (a handful at most).
+            let mut nodes: Vec<u64> = Vec::new();
             for m in room.members.values() {
-                m.out.push_frames(frames.clone());
+                match &m.out.route {
+                    Route::Local(_) => m.out.push_frames(frames.clone()),
+                    Route::Remote { relay, .. } => {
+                        if !nodes.contains(&relay.node()) {
+                            nodes.push(relay.node());
+                            relay.room(&rb.key, &frames);
+                        }
+                    }
+                }
             }
         }
     }
@@ -330,7 +394,7 @@ impl Hub {
             .map(|(id, _)| *id)
             .collect();
         for id in evicted {
-            if let Some(m) = room.remove(id) {
+            if let Some(m) = room.remove(key, id) {
                 m.out.push(closed_frame.clone());
             }
         }
@@ -346,6 +410,7 @@ impl Hub {
         if let Some(room) = rooms.remove(key) {
             for m in room.members.values() {
                 m.out.push(closed_frame.clone());
+                m.out.membership(key, false);
             }
         }
     }
@@ -445,7 +510,7 @@ impl Hub {
         let guests: Vec<ConnId> =
             room.members.iter().filter(|(_, m)| m.role == Role::Guest).map(|(id, _)| *id).collect();
         for id in guests {
-            if let Some(m) = room.remove(id) {
+            if let Some(m) = room.remove(key, id) {
                 m.out.push(closed_frame.clone());
             }
         }

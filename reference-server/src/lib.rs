@@ -8,6 +8,7 @@
 //! certificate ([`transport::Transport::tls`]).
 
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod extract;
@@ -47,8 +48,19 @@ pub async fn serve(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    // The one place a cluster changes the shape: an edge is another server
+    // (no database; everything forwarded to the core); a core is this server
+    // with the edges' service started beside it.
+    let cluster = config.cluster.clone();
+    if let Some(c) = cluster.clone().filter(|c| c.role == cluster::ClusterRole::Edge) {
+        return cluster::edge::serve(listener, config, c, shutdown).await;
+    }
     let transport = config.transport.clone();
     let state = state::AppState::build(config).await?;
+    let core = match cluster {
+        Some(c) => Some(cluster::core::Core::start(state.clone(), c).await?),
+        None => None,
+    };
     let router = routes::router(state.clone());
     let stop = state.shutdown.clone();
     let drain = std::time::Duration::from_millis(state.config.shutdown_drain_ms);
@@ -65,6 +77,9 @@ pub async fn serve(
     state.tracker.close();
     if tokio::time::timeout(std::time::Duration::from_secs(5), state.tracker.wait()).await.is_err() {
         tracing::warn!("some realtime connections did not close within 5 s");
+    }
+    if let Some(core) = core {
+        core.stop().await;
     }
     // Stores what is still queued, then ends the writer task (and its hold on the database).
     state.writer.stop().await;

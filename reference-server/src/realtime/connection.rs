@@ -44,11 +44,11 @@ use std::time::Duration;
 use supergroup_protocol::frames::close;
 
 /// How long one flush may wait for the peer before the connection is dropped.
-const WRITE_STALL: Duration = Duration::from_secs(10);
+pub(crate) const WRITE_STALL: Duration = Duration::from_secs(10);
 /// Frames fed before a flush, at most, so one busy connection cannot starve the runtime.
 const BATCH: usize = 256;
 /// How long a shutting-down connection may spend writing its queued frames before the 1001 close.
-const FLUSH_ON_SHUTDOWN: Duration = Duration::from_secs(2);
+pub(crate) const FLUSH_ON_SHUTDOWN: Duration = Duration::from_secs(2);
 /// Replies of one connection waiting for the writer, at most (SPEC.md 10.1):
 /// at this bound the connection stops reading until the oldest is answered.
 pub const MAX_IN_FLIGHT: usize = 32;
@@ -57,7 +57,7 @@ pub const MAX_IN_FLIGHT: usize = 32;
 /// reads nothing more); dropping the socket at once would make the kernel answer
 /// with a reset that can reach the peer before our close frame does, or break
 /// its write still in progress. One second per oversized message, bounded.
-const LINGER_AFTER_TOO_BIG: Duration = Duration::from_secs(1);
+pub(crate) const LINGER_AFTER_TOO_BIG: Duration = Duration::from_secs(1);
 
 pub async fn run(state: AppState, app: Arc<App>, user: String, slot: UserSlot, mut socket: WebSocket) {
     let (outbox, mut rx, slow) = Outbox::new(&user, state.config.outbound_queue);
@@ -152,7 +152,7 @@ pub async fn run(state: AppState, app: Arc<App>, user: String, slot: UserSlot, m
 
 /// Puts a frame's answer out in frame order: straight to the outbox when no
 /// earlier reply is pending, otherwise behind the pending ones.
-fn queue_answer(answer: Answer, pending: &mut FuturesOrdered<Pending>, replies: &Outbox) {
+pub(crate) fn queue_answer(answer: Answer, pending: &mut FuturesOrdered<Pending>, replies: &Outbox) {
     match answer {
         Answer::Nothing => {}
         Answer::Now(frame) if pending.is_empty() => replies.push(frame),
@@ -162,7 +162,7 @@ fn queue_answer(answer: Answer, pending: &mut FuturesOrdered<Pending>, replies: 
 }
 
 /// How a batch write ended.
-enum Written {
+pub(crate) enum Written {
     Done,
     /// The peer did not take the bytes within [`WRITE_STALL`].
     Stalled,
@@ -172,7 +172,7 @@ enum Written {
 
 /// Feeds `first` and everything else already queued (items are taken while
 /// fewer than [`BATCH`] frames were fed), then flushes once.
-async fn write_batch(socket: &mut WebSocket, first: Frames, rx: &mut tokio::sync::mpsc::Receiver<Frames>) -> Written {
+pub(crate) async fn write_batch(socket: &mut WebSocket, first: Frames, rx: &mut tokio::sync::mpsc::Receiver<Frames>) -> Written {
     let write = async {
         let mut fed = 0;
         let mut item = Some(first);
@@ -195,7 +195,7 @@ async fn write_batch(socket: &mut WebSocket, first: Frames, rx: &mut tokio::sync
 }
 
 /// Whether a read error is tungstenite's "message or frame too long".
-fn is_too_big(e: &axum::Error) -> bool {
+pub(crate) fn is_too_big(e: &axum::Error) -> bool {
     use std::error::Error as _;
     use tungstenite::Error as WsError;
     e.source().and_then(|s| s.downcast_ref::<WsError>()).is_some_and(|e| matches!(e, WsError::Capacity(_)))

@@ -13,8 +13,8 @@
 //! Per user: at most `--max-connections-per-user` connections at once; one
 //! more is refused before the upgrade with HTTP 429 `too_many_connections`.
 
-mod connection;
-mod handler;
+pub(crate) mod connection;
+pub(crate) mod handler;
 mod user_cap;
 
 pub use user_cap::{UserConnections, UserSlot};
@@ -30,9 +30,32 @@ use supergroup_protocol::ErrorCode;
 use supergroup_protocol::limits::MAX_FRAME_BYTES;
 
 /// Read buffer per connection.
-const READ_BUFFER: usize = 2048;
+pub(crate) const READ_BUFFER: usize = 2048;
 /// Bytes fed to a connection before tungstenite writes them to the socket.
-const WRITE_BUFFER: usize = 16 * 1024;
+pub(crate) const WRITE_BUFFER: usize = 16 * 1024;
+
+/// The app named in the realtime URL and the verified claims of its token,
+/// or the 401 to answer (checked before the upgrade, by a single server and
+/// by a cluster's edge alike).
+pub(crate) fn authenticate(
+    apps: &std::collections::HashMap<String, std::sync::Arc<crate::state::App>>,
+    uri: &Uri,
+    query: Option<&str>,
+) -> Result<(std::sync::Arc<crate::state::App>, supergroup_protocol::token::Claims), Response> {
+    let unauthorized = |why: String| ApiError::new(ErrorCode::Unauthorized, why).into_response();
+    let app_id = uri.path().strip_prefix("/v1/").and_then(|p| p.split('/').next()).unwrap_or("");
+    let Some(app) = apps.get(app_id).cloned() else {
+        return Err(unauthorized("unknown app".into()));
+    };
+    let token = query.unwrap_or("").split('&').find_map(|kv| kv.strip_prefix("token=")).unwrap_or("");
+    if token.is_empty() {
+        return Err(unauthorized("the token query parameter is missing".into()));
+    }
+    match supergroup_protocol::token::verify(token, &app.config.id, &app.config.secret) {
+        Ok(claims) => Ok((app, claims)),
+        Err(e) => Err(unauthorized(e.to_string())),
+    }
+}
 
 pub async fn upgrade(
     State(state): State<AppState>,
@@ -40,18 +63,9 @@ pub async fn upgrade(
     RawQuery(query): RawQuery,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    let unauthorized = |why: String| ApiError::new(ErrorCode::Unauthorized, why).into_response();
-    let app_id = uri.path().strip_prefix("/v1/").and_then(|p| p.split('/').next()).unwrap_or("");
-    let Some(app) = state.apps.get(app_id).cloned() else {
-        return unauthorized("unknown app".into());
-    };
-    let token = query.as_deref().unwrap_or("").split('&').find_map(|kv| kv.strip_prefix("token=")).unwrap_or("");
-    if token.is_empty() {
-        return unauthorized("the token query parameter is missing".into());
-    }
-    let claims = match supergroup_protocol::token::verify(token, &app.config.id, &app.config.secret) {
-        Ok(c) => c,
-        Err(e) => return unauthorized(e.to_string()),
+    let (app, claims) = match authenticate(&state.apps, &uri, query.as_deref()) {
+        Ok(found) => found,
+        Err(refused) => return refused,
     };
     let ws = match ws {
         Ok(ws) => ws,

@@ -6,7 +6,7 @@
 
 mod app;
 mod conversations;
-mod health;
+pub(crate) mod health;
 mod messages;
 pub mod openapi;
 mod participants;
@@ -14,6 +14,7 @@ mod users;
 mod webhooks;
 
 use crate::error::ApiError;
+pub(crate) use health::healthz;
 use crate::state::{App, AppState};
 use axum::Router;
 use axum::extract::{Request, State};
