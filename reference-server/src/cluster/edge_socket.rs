@@ -115,10 +115,16 @@ pub async fn run(reg: Registered, mut socket: WebSocket, mut rx: mpsc::Receiver<
                 Err(_) => break Some((close::POLICY, close::SLOW_CONSUMER_REASON.into())),
             },
             Some(first) = rx.recv() => {
-                match write_batch(&mut socket, first, &mut rx).await {
-                    Written::Done => {}
-                    Written::Stalled => break Some((close::POLICY, close::SLOW_CONSUMER_REASON.into())),
-                    Written::Failed => break None,
+                let write = Box::pin(write_batch(&mut socket, first, &mut rx));
+                // A kill (the queue overflowed while this write is stuck) ends the write.
+                tokio::select! {
+                    biased;
+                    _ = &mut killed => break kill.reason(),
+                    written = write => match written {
+                        Written::Done => {}
+                        Written::Stalled => break Some((close::POLICY, close::SLOW_CONSUMER_REASON.into())),
+                        Written::Failed => break None,
+                    },
                 }
             }
             incoming = socket.recv() => {

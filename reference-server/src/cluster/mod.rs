@@ -31,6 +31,7 @@ pub mod core;
 pub mod edge;
 pub mod edge_socket;
 pub mod forward;
+pub mod local_nats;
 pub mod relay;
 pub mod remote;
 pub mod wire;
