@@ -62,7 +62,8 @@ async fn user_closed(w: &mut SgWorld, code: u16) -> anyhow::Result<()> {
 #[given(regex = r#"^(\w+) has "([^"]+)" open as a guest, is then made a participant, and stops reading$"#)]
 async fn stops_reading(w: &mut SgWorld, user: String, conv: String) -> anyhow::Result<()> {
     let url = w.realtime_url(&user);
-    let addr = w.rest().base().trim_start_matches("http://").trim_start_matches("https://").to_string();
+    // The user's own node: the URL above names it, and the socket must reach it.
+    let addr = w.node_of(&user).base().trim_start_matches("http://").trim_start_matches("https://").to_string();
     let addr = tokio::net::lookup_host(&addr).await?.next().ok_or_else(|| anyhow::anyhow!("cannot resolve {addr}"))?;
     let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
     socket.set_recv_buffer_size(SLOW_RCVBUF)?;

@@ -23,6 +23,9 @@ use std::time::Instant;
 use supergroup_protocol::ErrorCode;
 use tokio_util::sync::CancellationToken;
 
+/// How long the answer to an edge's `Gone` waits for the connection's task to end.
+const GONE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// One edge process, as the core knows it.
 struct Link {
     relay: Arc<EdgeRelay>,
@@ -79,7 +82,7 @@ impl Core {
         tokio::spawn(async move {
             // One task, in order: an edge's frames reach each connection in the order it sent them.
             while let Some(Some(msg)) = c.stop.run_until_cancelled(inbound.next()).await {
-                c.on_inbound(msg.payload);
+                c.on_inbound(msg.payload, msg.reply);
             }
         });
         let c = core.clone();
@@ -145,20 +148,26 @@ impl Core {
             return refused(e).await;
         }
         let (tx, rx) = tokio::sync::mpsc::channel(remote::INBOUND);
-        let (end, overflow) = (CancellationToken::new(), CancellationToken::new());
+        let (end, overflow, finished) = (CancellationToken::new(), CancellationToken::new(), CancellationToken::new());
         let relay = {
             let mut links = self.links();
             let link = self.link(&mut links, &c.edge);
             link.heard = Instant::now();
-            link.conns.insert(c.conn, RemoteConn { frames: tx, end: end.clone(), overflow: overflow.clone() });
+            let conn = RemoteConn { frames: tx, end: end.clone(), overflow: overflow.clone(), finished: finished.clone() };
+            link.conns.insert(c.conn, conn);
             link.relay.clone()
         };
-        let task = remote::run(self.state.clone(), app, c.user, relay, c.conn, rx, end, overflow, slot);
+        let task = remote::run(self.state.clone(), app, c.user, relay, c.conn, rx, end, overflow, slot, finished);
         self.state.tracker.spawn(task);
         Accepted::Yes { core_boot: self.boot }
     }
 
-    fn on_inbound(&self, payload: bytes::Bytes) {
+    /// A frame or the end of a connection, in the edge's order. `Gone` drops
+    /// the connection's frame queue, so its task handles what was forwarded
+    /// before and then ends; the reply (when asked) comes once it has left
+    /// every room, so the edge closes the TCP connection only then (SPEC.md
+    /// 10.1: a client that saw the end of the stream finds its guest slot free).
+    fn on_inbound(&self, payload: bytes::Bytes, reply: Option<async_nats::Subject>) {
         let up = match Up::decode(payload) {
             Ok(up) => up,
             Err(e) => return tracing::warn!("cluster: {e}"),
@@ -167,8 +176,16 @@ impl Core {
             Up::Frame { edge, conn, text } => self.hand_over(&edge, conn, Some(text)),
             Up::Binary { edge, conn } => self.hand_over(&edge, conn, None),
             Up::Gone { edge, conn } => {
-                if let Some(c) = self.links().get_mut(&edge).and_then(|l| l.conns.remove(&conn)) {
-                    c.end.cancel();
+                let removed = self.links().get_mut(&edge).and_then(|l| l.conns.remove(&conn));
+                let finished = removed.map(|c| c.finished.clone());
+                if let Some(reply) = reply {
+                    let client = self.client.clone();
+                    tokio::spawn(async move {
+                        if let Some(finished) = finished {
+                            let _ = tokio::time::timeout(GONE_WAIT, finished.cancelled()).await;
+                        }
+                        let _ = client.publish(reply, bytes::Bytes::new()).await;
+                    });
                 }
             }
         }

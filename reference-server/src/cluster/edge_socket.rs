@@ -7,9 +7,12 @@
 //! timeout (4000), 1009 for a message over 64 KiB, 1008 when its queue
 //! overflows (the same `--outbound-queue` bound and policy as a single
 //! server's), 1001 on the edge's shutdown, and whatever close the core asks
-//! for. However the task ends, the [`Registered`] guard forgets the
-//! connection here and tells the core it is gone, which frees its guest
-//! slots and presence there.
+//! for. When the connection ends it forgets it here and tells the core it is
+//! gone, and waits until the core confirmed that it left every room (guest
+//! slots and presence freed) before it writes the close frame and closes the
+//! TCP connection, as a single server does (SPEC.md 10.1); the
+//! [`Registered`] guard does the same, without waiting, if the task never
+//! ran or panicked.
 
 use super::edge::EdgeState;
 use super::wire::Up;
@@ -69,30 +72,51 @@ impl Local {
     }
 }
 
-/// The connection's registration on the edge and with the core; dropping it undoes both.
+/// The connection's registration on the edge and with the core; dropping it
+/// undoes both (when [`Registered::leave`] did not already).
 pub struct Registered {
     state: EdgeState,
     conn: u64,
+    left: bool,
 }
+
+/// How long a closing connection waits for the core to confirm it left every room.
+const LEAVE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl Registered {
     pub fn new(state: EdgeState, conn: u64) -> Registered {
-        Registered { state, conn }
+        Registered { state, conn, left: false }
+    }
+
+    fn gone(&self) -> Up {
+        Up::Gone { edge: self.state.me.clone(), conn: self.conn }
+    }
+
+    /// Tells the core the connection ended and waits (at most [`LEAVE_WAIT`])
+    /// until it has left every room there, before the TCP connection closes.
+    async fn leave(&mut self) {
+        self.state.sockets().remove(self.conn);
+        let asked = self.state.client.request(super::subjects::INBOUND, self.gone().encode());
+        let _ = tokio::time::timeout(LEAVE_WAIT, asked).await;
+        self.left = true;
     }
 }
 
 impl Drop for Registered {
     fn drop(&mut self) {
+        if self.left {
+            return;
+        }
         self.state.sockets().remove(self.conn);
-        let (client, gone) = (self.state.client.clone(), Up::Gone { edge: self.state.me.clone(), conn: self.conn });
+        let (client, gone) = (self.state.client.clone(), self.gone().encode());
         tokio::spawn(async move {
-            let _ = client.publish(super::subjects::INBOUND, gone.encode()).await;
+            let _ = client.publish(super::subjects::INBOUND, gone).await;
         });
     }
 }
 
 /// Serves one socket until it closes (module doc).
-pub async fn run(reg: Registered, mut socket: WebSocket, mut rx: mpsc::Receiver<Frames>, kill: Arc<Kill>) {
+pub async fn run(mut reg: Registered, mut socket: WebSocket, mut rx: mpsc::Receiver<Frames>, kill: Arc<Kill>) {
     let state = reg.state.clone();
     let (ping_every, idle) = (state.config.transport.ws_ping_interval, state.config.transport.ws_idle_timeout);
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
@@ -150,6 +174,10 @@ pub async fn run(reg: Registered, mut socket: WebSocket, mut rx: mpsc::Receiver<
             }
         }
     };
+    // The connection has ended (SPEC.md 10.1): the core leaves its rooms now,
+    // before the queued frames and the close frame are written, as a single
+    // server drops its presence before writing them.
+    reg.leave().await;
     if let Some((close::GOING_AWAY, _)) = &closing {
         let flush = async {
             while let Ok(frames) = rx.try_recv() {
@@ -168,5 +196,4 @@ pub async fn run(reg: Registered, mut socket: WebSocket, mut rx: mpsc::Receiver<
             tokio::time::sleep(LINGER_AFTER_TOO_BIG).await;
         }
     }
-    drop(reg);
 }

@@ -11,7 +11,9 @@
 //!
 //! A `None` frame stands for a binary one (answered `invalid_frame`).
 //!
-//! The task ends when the edge says the socket is gone, when the edge is
+//! The task ends when the edge says the socket is gone (the frames already
+//! forwarded are handled first, as a single server handles what it read
+//! before a close), when the edge is
 //! declared dead (no heartbeat) or its relay broke, or on shutdown (1001,
 //! after the replies already due, for at most [`FLUSH_ON_SHUTDOWN`]).
 //! However it ends, dropping the handler leaves every room (guest slots and
@@ -42,6 +44,8 @@ pub struct RemoteConn {
     pub end: CancellationToken,
     /// Cancelled when `frames` was full (the connection closes with 1008).
     pub overflow: CancellationToken,
+    /// Cancelled by the task when it has ended: the connection's rooms are left.
+    pub finished: CancellationToken,
 }
 
 /// Runs one remote connection until it ends (module doc).
@@ -56,7 +60,9 @@ pub async fn run(
     end: CancellationToken,
     overflow: CancellationToken,
     slot: UserSlot,
+    finished: CancellationToken,
 ) {
+    let _finished = finished.drop_guard();
     let _slot = slot;
     let (outbox, slow) = Outbox::remote(&user, relay.clone(), edge_conn);
     let replies: Outbox = outbox.clone();
