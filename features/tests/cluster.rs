@@ -31,7 +31,10 @@ async fn the_whole_suite_passes_against_a_three_node_cluster() {
     let targets = [core.base_url(), e1.base_url(), e2.base_url()].join(",");
     let opts = Options {
         target: Some(targets.clone()),
-        other_app: Some((supergroup_conformance::run::OTHER_APP.0.into(), supergroup_conformance::run::OTHER_APP.1.into())),
+        other_app: Some((
+            supergroup_conformance::run::OTHER_APP.0.into(),
+            supergroup_conformance::run::OTHER_APP.1.into(),
+        )),
         console: false,
         ..Options::in_process()
     };

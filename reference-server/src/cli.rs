@@ -212,7 +212,8 @@ impl ServerArgs {
                     crate::cluster::valid_node_id(&node_id),
                     "--node-id `{node_id}`: 1 to 64 letters, digits, - or _"
                 );
-                let role = self.cluster_role.ok_or_else(|| anyhow::anyhow!("--cluster needs --cluster-role core|edge"))?;
+                let role =
+                    self.cluster_role.ok_or_else(|| anyhow::anyhow!("--cluster needs --cluster-role core|edge"))?;
                 anyhow::ensure!(self.cluster_liveness_ms >= 2_000, "--cluster-liveness-ms must be at least 2000");
                 Some(crate::cluster::ClusterConfig {
                     nats: nats.clone(),

@@ -125,7 +125,10 @@ impl Outbox {
     /// delivered through `relay`; and its slow-consumer signal.
     pub fn remote(user: &str, relay: Arc<dyn Relay>, conn: u64) -> (Outbox, Arc<Notify>) {
         let slow = Arc::new(Notify::new());
-        (Outbox { id: Self::next_id(), user: user.into(), route: Route::Remote { relay, conn }, slow: slow.clone() }, slow)
+        (
+            Outbox { id: Self::next_id(), user: user.into(), route: Route::Remote { relay, conn }, slow: slow.clone() },
+            slow,
+        )
     }
 
     /// Queues a frame without waiting; a full queue marks the connection slow.

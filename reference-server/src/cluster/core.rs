@@ -153,7 +153,8 @@ impl Core {
             let mut links = self.links();
             let link = self.link(&mut links, &c.edge);
             link.heard = Instant::now();
-            let conn = RemoteConn { frames: tx, end: end.clone(), overflow: overflow.clone(), finished: finished.clone() };
+            let conn =
+                RemoteConn { frames: tx, end: end.clone(), overflow: overflow.clone(), finished: finished.clone() };
             link.conns.insert(c.conn, conn);
             link.relay.clone()
         };

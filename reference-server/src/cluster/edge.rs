@@ -98,7 +98,10 @@ impl EdgeState {
     fn kill_all(&self, why: &str) {
         let sockets = self.sockets();
         if !sockets.conns.is_empty() {
-            tracing::warn!(connections = sockets.conns.len(), "cluster edge: {why}; closing every connection with 1012");
+            tracing::warn!(
+                connections = sockets.conns.len(),
+                "cluster edge: {why}; closing every connection with 1012"
+            );
         }
         for local in sockets.conns.values() {
             local.kill.fire(LINK_LOST, LINK_LOST_REASON);
@@ -175,7 +178,7 @@ async fn upgrade(
 ) -> Response {
     let (app, claims) = match crate::realtime::authenticate(&state.apps, &uri, query.as_deref()) {
         Ok(found) => found,
-        Err(refused) => return refused,
+        Err(refused) => return refused.into_response(),
     };
     let ws = match ws {
         Ok(ws) => ws,
@@ -214,9 +217,7 @@ async fn upgrade(
         .write_buffer_size(crate::realtime::WRITE_BUFFER)
         .max_message_size(MAX_FRAME_BYTES)
         .max_frame_size(MAX_FRAME_BYTES)
-        .on_upgrade(move |socket| {
-            tracker.track_future(edge_socket::run(guard, socket, rx, kill))
-        })
+        .on_upgrade(move |socket| tracker.track_future(edge_socket::run(guard, socket, rx, kill)))
 }
 
 /// Reads the core's stream, in order (module doc).

@@ -17,8 +17,10 @@
 use super::edge::EdgeState;
 use super::wire::Up;
 use crate::hub::Frames;
-use crate::realtime::connection::{FLUSH_ON_SHUTDOWN, LINGER_AFTER_TOO_BIG, WRITE_STALL, Written, is_too_big, write_batch};
 use crate::hub::RoomKey;
+use crate::realtime::connection::{
+    FLUSH_ON_SHUTDOWN, LINGER_AFTER_TOO_BIG, WRITE_STALL, Written, is_too_big, write_batch,
+};
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::SinkExt;
 use std::collections::HashSet;

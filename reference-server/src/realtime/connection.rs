@@ -172,7 +172,11 @@ pub(crate) enum Written {
 
 /// Feeds `first` and everything else already queued (items are taken while
 /// fewer than [`BATCH`] frames were fed), then flushes once.
-pub(crate) async fn write_batch(socket: &mut WebSocket, first: Frames, rx: &mut tokio::sync::mpsc::Receiver<Frames>) -> Written {
+pub(crate) async fn write_batch(
+    socket: &mut WebSocket,
+    first: Frames,
+    rx: &mut tokio::sync::mpsc::Receiver<Frames>,
+) -> Written {
     let write = async {
         let mut fed = 0;
         let mut item = Some(first);

@@ -35,14 +35,14 @@ pub(crate) const READ_BUFFER: usize = 2048;
 pub(crate) const WRITE_BUFFER: usize = 16 * 1024;
 
 /// The app named in the realtime URL and the verified claims of its token,
-/// or the 401 to answer (checked before the upgrade, by a single server and
+/// or the 401 error to answer (checked before the upgrade, by a single server and
 /// by a cluster's edge alike).
 pub(crate) fn authenticate(
     apps: &std::collections::HashMap<String, std::sync::Arc<crate::state::App>>,
     uri: &Uri,
     query: Option<&str>,
-) -> Result<(std::sync::Arc<crate::state::App>, supergroup_protocol::token::Claims), Response> {
-    let unauthorized = |why: String| ApiError::new(ErrorCode::Unauthorized, why).into_response();
+) -> Result<(std::sync::Arc<crate::state::App>, supergroup_protocol::token::Claims), ApiError> {
+    let unauthorized = |why: String| ApiError::new(ErrorCode::Unauthorized, why);
     let app_id = uri.path().strip_prefix("/v1/").and_then(|p| p.split('/').next()).unwrap_or("");
     let Some(app) = apps.get(app_id).cloned() else {
         return Err(unauthorized("unknown app".into()));
@@ -65,7 +65,7 @@ pub async fn upgrade(
 ) -> Response {
     let (app, claims) = match authenticate(&state.apps, &uri, query.as_deref()) {
         Ok(found) => found,
-        Err(refused) => return refused,
+        Err(refused) => return refused.into_response(),
     };
     let ws = match ws {
         Ok(ws) => ws,

@@ -14,13 +14,13 @@ mod users;
 mod webhooks;
 
 use crate::error::ApiError;
-pub(crate) use health::healthz;
 use crate::state::{App, AppState};
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
+pub(crate) use health::healthz;
 use std::sync::Arc;
 use supergroup_protocol::ErrorCode;
 

@@ -90,9 +90,11 @@ pub async fn message_ids(rt: &mut Realtime, conv: &str, n: usize) -> Vec<String>
     let mut ids = Vec::with_capacity(n);
     for i in 0..n {
         let frame = rt
-            .wait_for("a message frame", WAIT, |f| {
-                matches!(f, ServerFrame::Message { message } if message.conversation_id == conv)
-            })
+            .wait_for(
+                "a message frame",
+                WAIT,
+                |f| matches!(f, ServerFrame::Message { message } if message.conversation_id == conv),
+            )
             .await
             .unwrap_or_else(|e| panic!("message {i} of {n}: {e}"));
         if let ServerFrame::Message { message } = frame {

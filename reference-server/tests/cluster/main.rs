@@ -38,13 +38,15 @@ async fn every_guest_on_every_node_sees_the_commit_order() {
     assert_eq!(outcome(&open(&mut t1, "stage", false).await), "participant");
     assert_eq!(outcome(&open(&mut t2, "stage", false).await), "participant");
     const EACH: usize = 25;
-    let (a, b) = tokio::join!(send_pipelined(&mut t1, "stage", "t1", EACH), send_pipelined(&mut t2, "stage", "t2", EACH));
+    let (a, b) =
+        tokio::join!(send_pipelined(&mut t1, "stage", "t1", EACH), send_pipelined(&mut t2, "stage", "t2", EACH));
     assert_eq!(a.len() + b.len(), 2 * EACH);
     let mut seen = Vec::new();
     for g in &mut guests {
         seen.push(message_ids(g, "stage", 2 * EACH).await);
     }
-    let page = core.rest.messages("stage", &PageQuery { limit: Some("100".into()), starting_after: None }).await.unwrap();
+    let page =
+        core.rest.messages("stage", &PageQuery { limit: Some("100".into()), starting_after: None }).await.unwrap();
     let stored: Vec<String> = page.data.iter().rev().map(|m| m.id.clone()).collect();
     assert_eq!(stored.len(), 2 * EACH);
     for (i, ids) in seen.iter().enumerate() {
@@ -96,8 +98,9 @@ async fn a_killed_edges_guest_slots_are_freed_within_the_liveness_timeout() {
     const LIVENESS_MS: u64 = 2_000;
     let nats = nats();
     let liveness = LIVENESS_MS.to_string();
-    let core = Node::start(&nats, "core", "core", ":memory:", &["--guest-limit", "2", "--cluster-liveness-ms", &liveness])
-        .await;
+    let core =
+        Node::start(&nats, "core", "core", ":memory:", &["--guest-limit", "2", "--cluster-liveness-ms", &liveness])
+            .await;
     let mut e1 = Node::start(&nats, "e1", "edge", ":memory:", &[]).await;
     conversation(&core, "hall", &["host"]).await;
     let mut g1 = e1.connect("g1").await;
