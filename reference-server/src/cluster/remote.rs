@@ -63,10 +63,10 @@ pub async fn run(
     finished: CancellationToken,
 ) {
     let _finished = finished.drop_guard();
-    let _slot = slot;
     let (outbox, slow) = Outbox::remote(&user, relay.clone(), edge_conn);
     let replies: Outbox = outbox.clone();
-    let mut handler = Handler::new(state.clone(), app, outbox);
+    // The handler holds the user's slot (and the typing throttle shared by the user's connections).
+    let mut handler = Handler::new(state.clone(), app, outbox, slot);
     let mut pending: FuturesOrdered<Pending> = FuturesOrdered::new();
     let slow_fired = slow.notified();
     tokio::pin!(slow_fired);
