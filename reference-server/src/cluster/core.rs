@@ -11,9 +11,10 @@
 
 use super::relay::EdgeRelay;
 use super::remote::{self, RemoteConn};
-use super::wire::{self, Accepted, Connect, Edge, Up};
+use super::wire::{self, Accepted, Connect, Edge, Incarnation, Up};
 use super::{ClusterConfig, subjects};
 use crate::error::ApiError;
+use crate::hub::Relay;
 use crate::state::AppState;
 use axum::response::IntoResponse;
 use futures_util::StreamExt;
@@ -158,9 +159,10 @@ impl Core {
             link.conns.insert(c.conn, conn);
             link.relay.clone()
         };
+        let at = Incarnation { core_boot: self.boot, link: relay.node() };
         let task = remote::run(self.state.clone(), app, c.user, relay, c.conn, rx, end, overflow, slot, finished);
         self.state.tracker.spawn(task);
-        Accepted::Yes { core_boot: self.boot }
+        Accepted::Yes { at }
     }
 
     /// A frame or the end of a connection, in the edge's order. `Gone` drops
@@ -204,11 +206,13 @@ impl Core {
     async fn on_beat(&self, msg: async_nats::Message) {
         let Some(reply) = msg.reply else { return };
         let Ok(edge) = wire::decode_beat(msg.payload) else { return };
-        {
+        let at = {
             let mut links = self.links();
-            self.link(&mut links, &edge).heard = Instant::now();
-        }
-        let _ = self.client.publish(reply, Accepted::Yes { core_boot: self.boot }.encode()).await;
+            let link = self.link(&mut links, &edge);
+            link.heard = Instant::now();
+            Incarnation { core_boot: self.boot, link: link.relay.node() }
+        };
+        let _ = self.client.publish(reply, Accepted::Yes { at }.encode()).await;
     }
 
     /// Ends the links of silent edges and of broken relays.

@@ -6,14 +6,16 @@
 //!
 //! The core's stream is read by one task, in order. Its sequence numbers
 //! must follow each other (a repeat of the last one is the next part of a
-//! split item); a gap means frames were lost between the nodes, and a new
-//! core boot id means the core restarted and forgot this edge's
-//! connections: either way every connection is closed with 1012
-//! `cluster link lost` and the clients reconnect. The same happens when the
-//! core does not answer heartbeats for the liveness timeout.
+//! split item); a gap means frames were lost between the nodes. The core
+//! answers connects and heartbeats with its incarnation (boot id and this
+//! edge's link); a new one means the core restarted, or ended this edge's
+//! connections after declaring it dead, and forgot them. Either way every
+//! connection is closed with 1012 `cluster link lost` and the clients
+//! reconnect. The same happens when the core does not answer heartbeats for
+//! the liveness timeout.
 
 use super::edge_socket::{self, Local};
-use super::wire::{self, Accepted, Connect, Down, Edge};
+use super::wire::{self, Accepted, Connect, Down, Edge, Incarnation};
 use super::{ClusterConfig, subjects};
 use crate::config::Config;
 use crate::error::ApiError;
@@ -71,8 +73,8 @@ pub struct Shared {
     pub client: async_nats::Client,
     /// This edge process, as the core knows it.
     pub me: Edge,
-    /// The core's boot id as last seen (0: not yet).
-    core_boot: AtomicU64,
+    /// The core's incarnation and this edge's link there, as last answered (zero: not yet).
+    at: Mutex<Incarnation>,
     pub sockets: Mutex<Sockets>,
     pub shutdown: CancellationToken,
     pub tracker: TaskTracker,
@@ -108,12 +110,23 @@ impl EdgeState {
         }
     }
 
-    /// Notes the core's boot id; a different one than before means it restarted.
-    fn saw_core(&self, boot: u64) {
-        let before = self.core_boot.swap(boot, Ordering::AcqRel);
-        if before != 0 && before != boot {
-            self.kill_all("the core restarted");
+    /// Notes the incarnation the core answered with. A different one than
+    /// before means the core restarted, or ended this edge's connections
+    /// (it declared the edge dead): every connection held so far is closed.
+    fn saw(&self, at: Incarnation) {
+        let before = std::mem::replace(&mut *self.at.lock().unwrap_or_else(|p| p.into_inner()), at);
+        if before != Incarnation::default() && before != at {
+            let why = if before.core_boot != at.core_boot {
+                "the core restarted"
+            } else {
+                "the core ended this edge's connections"
+            };
+            self.kill_all(why);
         }
+    }
+
+    fn current(&self) -> Incarnation {
+        *self.at.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -136,7 +149,7 @@ pub async fn serve(
         apps,
         client: client.clone(),
         me: me.clone(),
-        core_boot: AtomicU64::new(0),
+        at: Mutex::default(),
         sockets: Mutex::default(),
         shutdown: CancellationToken::new(),
         tracker: TaskTracker::new(),
@@ -200,7 +213,7 @@ async fn upgrade(
         Err(_) => return ApiError::new(ErrorCode::ServerBusy, "cluster: the core did not answer").into_response(),
     };
     match answer {
-        Ok(Accepted::Yes { core_boot }) => state.saw_core(core_boot),
+        Ok(Accepted::Yes { at }) => state.saw(at),
         Ok(Accepted::No { status, body }) => {
             let status = axum::http::StatusCode::from_u16(status).unwrap_or(axum::http::StatusCode::BAD_GATEWAY);
             return (status, [(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response();
@@ -220,23 +233,49 @@ async fn upgrade(
         .on_upgrade(move |socket| tracker.track_future(edge_socket::run(guard, socket, rx, kill)))
 }
 
-/// Reads the core's stream, in order (module doc).
+/// Where an edge is in the core's stream.
+#[derive(Debug, Default)]
+struct Sequence {
+    /// The last sequence number taken (0: none yet).
+    last: u64,
+}
+
+impl Sequence {
+    /// Takes `seq`; false when items were lost before it. The first number
+    /// is taken as it comes; a repeat of the last is the next part of a split item.
+    fn take(&mut self, seq: u64) -> bool {
+        let in_order = self.last == 0 || seq == self.last || seq == self.last + 1;
+        self.last = seq;
+        in_order
+    }
+}
+
+/// Reads the core's stream, in order (module doc). A message of another
+/// incarnation than the one the core last answered with is stale (the old
+/// relay still flushing) and is skipped; the sequence starts over with each
+/// incarnation.
 async fn dispatch(state: EdgeState, mut stream: async_nats::Subscriber) {
-    let mut last: u64 = 0;
+    let mut sequence = Sequence::default();
+    let mut reading = Incarnation::default();
     while let Some(Some(msg)) = state.shutdown.run_until_cancelled(stream.next()).await {
-        let (boot, items) = match wire::decode_down(msg.payload) {
+        let (at, items) = match wire::decode_down(msg.payload) {
             Ok(decoded) => decoded,
             Err(e) => {
                 tracing::warn!("cluster edge: {e}");
                 continue;
             }
         };
-        state.saw_core(boot);
+        if at != state.current() {
+            continue;
+        }
+        if at != reading {
+            (reading, sequence) = (at, Sequence::default());
+        }
         for (seq, item) in items {
-            if last != 0 && seq != last && seq != last + 1 {
-                state.kill_all(&format!("frames were lost between the nodes (expected {}, got {seq})", last + 1));
+            let expected = sequence.last + 1;
+            if !sequence.take(seq) {
+                state.kill_all(&format!("frames were lost between the nodes (expected {expected}, got {seq})"));
             }
-            last = seq;
             apply(&state, item);
         }
     }
@@ -298,9 +337,9 @@ async fn heartbeat(state: EdgeState, liveness: std::time::Duration) {
         let asked = state.client.request(subjects::BEAT, wire::encode_beat(&state.me));
         match tokio::time::timeout(super::HEARTBEAT, asked).await {
             Ok(Ok(msg)) => {
-                if let Ok(Accepted::Yes { core_boot }) = Accepted::decode(msg.payload) {
+                if let Ok(Accepted::Yes { at }) = Accepted::decode(msg.payload) {
                     heard = tokio::time::Instant::now();
-                    state.saw_core(core_boot);
+                    state.saw(at);
                 }
             }
             _ if heard.elapsed() > liveness => {
@@ -309,5 +348,21 @@ async fn heartbeat(state: EdgeState, liveness: std::time::Duration) {
             }
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Sequence;
+
+    #[test]
+    fn the_sequence_check_takes_order_and_split_parts_and_sees_gaps() {
+        let mut s = Sequence::default();
+        assert!(s.take(41), "the first number is taken as it comes");
+        assert!(s.take(42));
+        assert!(s.take(42), "a split item's next part");
+        assert!(!s.take(44), "43 was lost");
+        assert!(s.take(45), "after a gap the stream goes on from where it is");
+        assert!(!s.take(3), "a number from the past is not in order either");
     }
 }

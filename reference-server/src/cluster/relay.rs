@@ -15,7 +15,7 @@
 //! freeing their guest slots. Memory: an item holds reference-counted frames
 //! shared with every other recipient, so the bound is items, not copies.
 
-use super::wire::{self, Down};
+use super::wire::{self, Down, Incarnation};
 use crate::hub::{Frames, Relay, RoomKey};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -40,15 +40,21 @@ pub struct EdgeRelay {
 impl EdgeRelay {
     /// A relay publishing to `subject` through `client`, and its publisher task.
     pub fn start(client: async_nats::Client, subject: String, core_boot: u64) -> std::sync::Arc<EdgeRelay> {
+        let (relay, rx) = EdgeRelay::with_queue(QUEUE);
+        tokio::spawn(publish(client, subject, Incarnation { core_boot, link: relay.key }, rx));
+        std::sync::Arc::new(relay)
+    }
+
+    /// A relay over a queue of `capacity` items, and the queue's receiving end.
+    fn with_queue(capacity: usize) -> (EdgeRelay, mpsc::Receiver<(u64, Down)>) {
         static KEYS: AtomicU64 = AtomicU64::new(1);
-        let (tx, rx) = mpsc::channel(QUEUE);
-        let relay = std::sync::Arc::new(EdgeRelay {
+        let (tx, rx) = mpsc::channel(capacity);
+        let relay = EdgeRelay {
             key: KEYS.fetch_add(1, Ordering::Relaxed),
             next: Mutex::new((1, tx)),
             broken: CancellationToken::new(),
-        });
-        tokio::spawn(publish(client, subject, core_boot, rx));
-        relay
+        };
+        (relay, rx)
     }
 
     fn push(&self, item: Down) {
@@ -88,7 +94,7 @@ impl Relay for EdgeRelay {
 /// queued and publish it in messages under `max_payload`. A room item too
 /// large for one message is split into several items of the same room
 /// (frames stay in order; each frame is far below `max_payload`).
-async fn publish(client: async_nats::Client, subject: String, core_boot: u64, mut rx: mpsc::Receiver<(u64, Down)>) {
+async fn publish(client: async_nats::Client, subject: String, at: Incarnation, mut rx: mpsc::Receiver<(u64, Down)>) {
     let limit = client.server_info().max_payload.saturating_sub(super::ENVELOPE).max(64 * 1024);
     let mut taken = Vec::with_capacity(ROUND);
     while rx.recv_many(&mut taken, ROUND).await > 0 {
@@ -97,7 +103,7 @@ async fn publish(client: async_nats::Client, subject: String, core_boot: u64, mu
         for (seq, item) in taken.drain(..) {
             for part in split(item, limit) {
                 if size + part.size() > limit && !message.is_empty() {
-                    send(&client, &subject, core_boot, std::mem::take(&mut message)).await;
+                    send(&client, &subject, at, std::mem::take(&mut message)).await;
                     size = 0;
                 }
                 size += part.size();
@@ -106,13 +112,13 @@ async fn publish(client: async_nats::Client, subject: String, core_boot: u64, mu
             }
         }
         if !message.is_empty() {
-            send(&client, &subject, core_boot, message).await;
+            send(&client, &subject, at, message).await;
         }
     }
 }
 
-async fn send(client: &async_nats::Client, subject: &str, core_boot: u64, items: Vec<(u64, Down)>) {
-    if let Err(e) = client.publish(subject.to_string(), wire::encode_down(core_boot, &items)).await {
+async fn send(client: &async_nats::Client, subject: &str, at: Incarnation, items: Vec<(u64, Down)>) {
+    if let Err(e) = client.publish(subject.to_string(), wire::encode_down(at, &items)).await {
         // The edge will see the gap.
         tracing::warn!(%subject, "cluster: publishing to an edge failed: {e}");
     }
@@ -153,6 +159,22 @@ fn split(item: Down, limit: usize) -> Vec<Down> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_full_queue_spends_the_sequence_number_and_marks_the_relay_broken() {
+        let (relay, mut rx) = EdgeRelay::with_queue(2);
+        let key: RoomKey = ("a".into(), "c".into());
+        relay.joined(1, &key);
+        relay.room(&key, &Frames::One("m1".into()));
+        assert!(!relay.broken.is_cancelled());
+        relay.room(&key, &Frames::One("m2".into()));
+        assert!(relay.broken.is_cancelled(), "the third item did not fit");
+        assert_eq!(rx.try_recv().unwrap().0, 1);
+        assert_eq!(rx.try_recv().unwrap().0, 2);
+        relay.left(1, &key);
+        // Seq 3 was dropped: the edge sees 2 then 4, a gap.
+        assert_eq!(rx.try_recv().unwrap().0, 4);
+    }
 
     #[test]
     fn a_room_item_over_the_limit_is_split_in_order_and_under_it() {

@@ -159,11 +159,20 @@ impl Down {
     }
 }
 
-/// A message of the core-to-edge stream: the core's boot id (a restarted core
-/// has another), then items with their sequence numbers.
-pub fn encode_down(core_boot: u64, items: &[(u64, Down)]) -> Bytes {
-    let mut b = BytesMut::with_capacity(16 + items.iter().map(|(_, d)| d.size()).sum::<usize>());
-    b.put_u64(core_boot);
+/// Which stream an edge is reading: the core's boot id (a restarted core has
+/// another) and the link (the core makes a new one, with a new relay, after
+/// it ended the edge's connections).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Incarnation {
+    pub core_boot: u64,
+    pub link: u64,
+}
+
+/// A message of the core-to-edge stream: its [`Incarnation`], then items with their sequence numbers.
+pub fn encode_down(at: Incarnation, items: &[(u64, Down)]) -> Bytes {
+    let mut b = BytesMut::with_capacity(24 + items.iter().map(|(_, d)| d.size()).sum::<usize>());
+    b.put_u64(at.core_boot);
+    b.put_u64(at.link);
     for (seq, item) in items {
         b.put_u64(*seq);
         item.put(&mut b);
@@ -171,10 +180,10 @@ pub fn encode_down(core_boot: u64, items: &[(u64, Down)]) -> Bytes {
     b.freeze()
 }
 
-/// The core's boot id and the items of a core-to-edge message.
-pub fn decode_down(payload: Bytes) -> R<(u64, Vec<(u64, Down)>)> {
+/// The incarnation and the items of a core-to-edge message.
+pub fn decode_down(payload: Bytes) -> R<(Incarnation, Vec<(u64, Down)>)> {
     let mut t = Take(payload);
-    let boot = t.u64()?;
+    let boot = Incarnation { core_boot: t.u64()?, link: t.u64()? };
     let mut items = Vec::new();
     while !t.is_empty() {
         let seq = t.u64()?;
@@ -280,8 +289,8 @@ impl Connect {
 /// The core's answer to [`Connect`] and to [`Beat`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum Accepted {
-    /// Admitted; the core's boot id.
-    Yes { core_boot: u64 },
+    /// Admitted; the stream the edge's items come on.
+    Yes { at: Incarnation },
     /// Refused with this HTTP answer (status, JSON error body), to give the client as it is.
     No { status: u16, body: Bytes },
 }
@@ -290,9 +299,10 @@ impl Accepted {
     pub fn encode(&self) -> Bytes {
         let mut b = BytesMut::new();
         match self {
-            Accepted::Yes { core_boot } => {
+            Accepted::Yes { at } => {
                 b.put_u8(1);
-                b.put_u64(*core_boot);
+                b.put_u64(at.core_boot);
+                b.put_u64(at.link);
             }
             Accepted::No { status, body } => {
                 b.put_u8(2);
@@ -306,7 +316,7 @@ impl Accepted {
     pub fn decode(payload: Bytes) -> R<Accepted> {
         let mut t = Take(payload);
         Ok(match t.u8()? {
-            1 => Accepted::Yes { core_boot: t.u64()? },
+            1 => Accepted::Yes { at: Incarnation { core_boot: t.u64()?, link: t.u64()? } },
             2 => Accepted::No { status: t.u16()?, body: t.blob()? },
             _ => return Err(WireError("unknown answer")),
         })
@@ -337,8 +347,9 @@ mod tests {
             (10, Down::Left { conn: 3, app: "demo".into(), conv: "lobby".into() }),
             (12, Down::Close { conn: 3, code: 1008, reason: "slow consumer".into() }),
         ];
-        let (boot, back) = decode_down(encode_down(42, &items)).unwrap();
-        assert_eq!(boot, 42);
+        let at = Incarnation { core_boot: 42, link: 7 };
+        let (back_at, back) = decode_down(encode_down(at, &items)).unwrap();
+        assert_eq!(back_at, at);
         assert_eq!(back, items);
     }
 
@@ -361,16 +372,20 @@ mod tests {
 
     #[test]
     fn truncated_or_lying_messages_are_refused_not_panicked_on() {
-        let full = encode_down(1, &[(1, Down::Room { app: "a".into(), conv: "c".into(), frames: vec!["x".into()] })]);
+        let full = encode_down(
+            Incarnation { core_boot: 1, link: 1 },
+            &[(1, Down::Room { app: "a".into(), conv: "c".into(), frames: vec!["x".into()] })],
+        );
         for n in 0..full.len() {
             let cut = full.slice(..n);
-            // The boot id alone is a valid empty message.
-            if n == 8 {
+            // The incarnation alone is a valid empty message.
+            if n == 16 {
                 continue;
             }
             assert!(decode_down(cut).is_err(), "a message cut at {n} bytes parsed");
         }
         let mut lying = BytesMut::new();
+        lying.put_u64(1);
         lying.put_u64(1);
         lying.put_u64(1);
         lying.put_u8(1);

@@ -64,6 +64,13 @@ impl Node {
         self.child.kill().await.expect("the node is killed");
     }
 
+    /// Sends the process a signal by name (`STOP`, `CONT`) with `kill(1)`.
+    pub fn signal(&self, name: &str) {
+        let pid = self.child.id().expect("the node runs").to_string();
+        let ok = std::process::Command::new("kill").args([&format!("-{name}"), &pid]).status().expect("kill runs");
+        assert!(ok.success(), "kill -{name} {pid} failed");
+    }
+
     /// A realtime connection for `user` on this node.
     pub async fn connect(&self, user: &str) -> Realtime {
         let url = self.rest.realtime_url(&self.rest.token(user));

@@ -148,3 +148,29 @@ async fn an_acked_message_survives_a_killed_core() {
     let page = e1.rest.messages("log", &PageQuery { limit: Some("10".into()), starting_after: None }).await.unwrap();
     assert_eq!(page.data.iter().map(|m| m.id.clone()).collect::<Vec<_>>(), vec![acked]);
 }
+
+/// An edge that froze (SIGSTOP) past the liveness timeout is declared dead:
+/// the core frees its guest's slot; when the edge runs again it learns that
+/// the core ended its connections and closes its client with 1012, instead
+/// of keeping a socket the core no longer serves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edge_declared_dead_closes_its_clients_with_1012_when_it_comes_back() {
+    let nats = nats();
+    let core =
+        Node::start(&nats, "core", "core", ":memory:", &["--guest-limit", "1", "--cluster-liveness-ms", "2000"]).await;
+    let e1 = Node::start(&nats, "e1", "edge", ":memory:", &[]).await;
+    conversation(&core, "hall", &["host"]).await;
+    let mut g1 = e1.connect("g1").await;
+    assert_eq!(outcome(&open(&mut g1, "hall", true).await), "guest");
+    let mut g2 = core.connect("g2").await;
+    assert_eq!(outcome(&open(&mut g2, "hall", true).await), "guest_limit_reached");
+    e1.signal("STOP");
+    let deadline = Instant::now() + WAIT;
+    while outcome(&open(&mut g2, "hall", true).await) != "guest" {
+        assert!(Instant::now() < deadline, "the frozen edge's slot was not freed within {WAIT:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    e1.signal("CONT");
+    let (code, reason) = g1.wait_closed(WAIT).await.expect("the edge closes g1's connection");
+    assert_eq!((code, reason.as_str()), (Some(1012), "cluster link lost"));
+}
