@@ -13,7 +13,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Server(args)) => {
-            supergroup_server::init_tracing();
+            supergroup_server::init_tracing(args.log_format);
             match supergroup_server::run_process(&args).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {

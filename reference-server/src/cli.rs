@@ -50,6 +50,9 @@ pub struct ServerArgs {
     /// reply, or every frame of one room from one group commit.
     #[arg(long, env = "SUPERGROUP_OUTBOUND_QUEUE", default_value_t = DEFAULT_OUTBOUND_QUEUE)]
     pub outbound_queue: usize,
+    /// Log lines as human text or as one JSON object per line (`RUST_LOG` filters either).
+    #[arg(long, env = "SUPERGROUP_LOG_FORMAT", value_enum, default_value_t = crate::logging::LogFormat::Text)]
+    pub log_format: crate::logging::LogFormat,
     /// After SIGINT/SIGTERM, keep serving HTTP this long (milliseconds) with /readyz at 503, then close.
     #[arg(long, env = "SUPERGROUP_SHUTDOWN_DRAIN_MS", default_value_t = 0)]
     pub shutdown_drain_ms: u64,

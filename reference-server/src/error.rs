@@ -40,6 +40,7 @@ impl ApiError {
 
 impl From<rusqlite::Error> for ApiError {
     fn from(e: rusqlite::Error) -> ApiError {
+        crate::metrics::sqlite_error(&e);
         ApiError::internal(e)
     }
 }

@@ -523,6 +523,36 @@ impl Hub {
     }
 }
 
+/// What `GET /metrics` reads from the hub at scrape time ([`crate::metrics`]).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Census {
+    /// Conversations that at least one connection has open.
+    pub rooms: usize,
+    /// (connection, conversation) pairs held as guest, and as participant.
+    pub guest_presences: usize,
+    pub participant_presences: usize,
+    /// Guest counts (distinct guest users) of the rooms with the most guests, largest first.
+    pub top_guests: Vec<usize>,
+}
+
+impl Hub {
+    /// Counts presence in one pass under the lock (O(rooms + members), once per scrape).
+    pub fn census(&self, top: usize) -> Census {
+        let rooms = self.rooms();
+        let mut census = Census { rooms: rooms.len(), ..Census::default() };
+        for room in rooms.values() {
+            let guests = room.members.values().filter(|m| m.role == Role::Guest).count();
+            census.guest_presences += guests;
+            census.participant_presences += room.members.len() - guests;
+            census.top_guests.push(room.guests.len());
+        }
+        drop(rooms);
+        census.top_guests.sort_unstable_by(|a, b| b.cmp(a));
+        census.top_guests.truncate(top);
+        census
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -619,6 +649,27 @@ mod tests {
         .join();
         assert!(panicked.is_err());
         assert!(hub.is_empty(), "guest slots and presence freed by the guard");
+    }
+
+    #[test]
+    fn the_census_counts_presence_by_role_and_ranks_rooms_by_guests() {
+        let hub = Hub::default();
+        let room = |c: &str| -> RoomKey { ("app".into(), c.into()) };
+        let mut keep = Vec::new();
+        for (conv, user, role) in [
+            ("a", "g1", Role::Guest),
+            ("a", "g1", Role::Guest),
+            ("a", "g2", Role::Guest),
+            ("b", "g3", Role::Guest),
+            ("b", "p", Role::Participant),
+        ] {
+            let (out, rx, _) = Outbox::new(user, 4);
+            assert!(matches!(hub.open(&room(conv), &out, role, None, hub.epoch(&room(conv))), Opened::New(_)));
+            keep.push((out, rx));
+        }
+        let census = hub.census(1);
+        // g1 holds one slot on two connections: `a` has 3 guest presences and 2 guests.
+        assert_eq!(census, Census { rooms: 2, guest_presences: 4, participant_presences: 1, top_guests: vec![2] });
     }
 
     mod property {

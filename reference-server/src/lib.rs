@@ -14,8 +14,10 @@ pub mod error;
 pub mod extract;
 pub mod hub;
 pub mod listener;
+pub mod logging;
 pub mod membership;
 pub mod messaging;
+pub mod metrics;
 pub mod notifier;
 pub mod realtime;
 pub mod routes;
@@ -130,11 +132,9 @@ pub async fn spawn(config: Config) -> anyhow::Result<Running> {
     Ok(Running { addr, tls, stop, task })
 }
 
-/// Logs to stderr through tracing; `RUST_LOG` filters (default `info`).
-pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+/// Logs to stderr through tracing in `format` ([`logging`]); `RUST_LOG` filters (default `info`).
+pub fn init_tracing(format: logging::LogFormat) {
+    logging::init(format);
 }
 
 /// What a server process does: bind the flags' address, print where it

@@ -26,6 +26,6 @@ async fn main() -> anyhow::Result<()> {
         print!("{}", supergroup_server::routes::openapi::json());
         return Ok(());
     }
-    supergroup_server::init_tracing();
+    supergroup_server::init_tracing(cli.server.log_format);
     supergroup_server::run_process(&cli.server).await
 }

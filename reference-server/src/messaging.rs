@@ -245,7 +245,9 @@ pub fn deliver(state: &AppState, stored: &[&Stored]) {
             notify: std::mem::take(&mut r.notify),
         })
         .collect();
+    let (started, messages) = (std::time::Instant::now(), batch.iter().map(|b| b.frames.len()).sum());
     state.hub.publish(&mut batch);
+    state.metrics.fanout(messages, started.elapsed());
 
     let mut last_job: Option<*const Stored> = None;
     for (rb, room) in batch.into_iter().zip(rooms) {

@@ -91,6 +91,11 @@ impl Notifier {
         self.windows().bytes
     }
 
+    /// Windows open now.
+    pub fn open_windows(&self) -> usize {
+        self.windows().open.len()
+    }
+
     /// Windows closed early at the budget since start.
     pub fn closed_early(&self) -> u64 {
         self.early.load(Ordering::Relaxed)

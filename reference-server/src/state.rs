@@ -55,6 +55,8 @@ pub struct Shared {
     pub tracker: TaskTracker,
     /// Realtime connections per user (`--max-connections-per-user`).
     pub user_connections: crate::realtime::UserConnections,
+    /// What `GET /metrics` shows ([`crate::metrics`]).
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// The handle: clone it freely.
@@ -97,6 +99,7 @@ impl AppState {
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
             user_connections: Default::default(),
+            metrics: Default::default(),
         }));
         crate::writer::start(state.clone(), queue);
         Ok(state)

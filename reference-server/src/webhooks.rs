@@ -28,6 +28,7 @@ use crate::webhook_target::{self, GuardedResolver};
 use bytes::Bytes;
 use serde::Serialize;
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use supergroup_protocol::webhook::{Envelope, NOTIFICATION_TRIGGERED, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign};
@@ -125,6 +126,33 @@ struct AppQueue {
     queued: Notify,
     /// Woken when a delivery ends.
     settled: Notify,
+    /// Outcomes since start, for `GET /metrics`.
+    outcomes: Outcomes,
+}
+
+/// How an app's deliveries ended, counted since start.
+#[derive(Default)]
+struct Outcomes {
+    /// Events answered 2xx.
+    delivered: AtomicU64,
+    /// Attempts that failed and were tried again.
+    retried: AtomicU64,
+    /// Events given up: the last attempt failed, or the URL was refused.
+    failed: AtomicU64,
+}
+
+/// One app's webhook figures, as `GET /metrics` shows them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppStats {
+    pub app: String,
+    /// Events queued or in flight, and their body bytes.
+    pub queued_events: usize,
+    pub queued_bytes: usize,
+    pub delivered: u64,
+    pub retried: u64,
+    pub failed: u64,
+    /// Dropped at the queue's bounds.
+    pub dropped: u64,
 }
 
 impl AppQueue {
@@ -160,6 +188,7 @@ impl Webhooks {
                 pending: Mutex::default(),
                 queued: Notify::new(),
                 settled: Notify::new(),
+                outcomes: Outcomes::default(),
             });
             tasks.spawn(send_loop(
                 q.clone(),
@@ -228,6 +257,29 @@ impl Webhooks {
         self.queues.get(app).map(|q| q.pending().dropped).unwrap_or(0)
     }
 
+    /// Every app's queue and delivery outcomes, sorted by app.
+    pub fn stats(&self) -> Vec<AppStats> {
+        let mut all: Vec<AppStats> = self
+            .queues
+            .values()
+            .map(|q| {
+                let p = q.pending();
+                let o = &q.outcomes;
+                AppStats {
+                    app: q.app.clone(),
+                    queued_events: p.count,
+                    queued_bytes: p.bytes,
+                    delivered: o.delivered.load(Ordering::Relaxed),
+                    retried: o.retried.load(Ordering::Relaxed),
+                    failed: o.failed.load(Ordering::Relaxed),
+                    dropped: p.dropped,
+                }
+            })
+            .collect();
+        all.sort_by(|a, b| a.app.cmp(&b.app));
+        all
+    }
+
     /// Waits until every app's queue is empty with nothing in flight, or
     /// until `within` has passed; then stops the senders (a delivery still in
     /// flight is abandoned). Returns the events left undelivered.
@@ -292,7 +344,7 @@ async fn send_loop(
         tasks.spawn(async move {
             tokio::select! {
                 _ = stop.cancelled() => {}
-                _ = deliver(&http, &q.app, &event) => {}
+                _ = deliver(&http, &q.app, &event, &q.outcomes) => {}
             }
             let mut p = q.pending();
             p.count -= 1;
@@ -304,10 +356,11 @@ async fn send_loop(
     }
 }
 
-async fn deliver(http: &reqwest::Client, app: &str, e: &Event) {
+async fn deliver(http: &reqwest::Client, app: &str, e: &Event, outcomes: &Outcomes) {
     let shown = webhook_target::for_logs(&e.url);
     if let Err(why) = webhook_target::check(&e.url) {
         tracing::warn!(app, event = e.kind, url = %shown, "webhook not sent: {why}");
+        outcomes.failed.fetch_add(1, Ordering::Relaxed);
         return;
     }
     let body = e.payload.body();
@@ -322,7 +375,10 @@ async fn deliver(http: &reqwest::Client, app: &str, e: &Event) {
             .send()
             .await;
         match result {
-            Ok(resp) if resp.status().is_success() => return,
+            Ok(resp) if resp.status().is_success() => {
+                outcomes.delivered.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
             Ok(resp) => {
                 tracing::warn!(app, event = e.kind, url = %shown, status = %resp.status(), attempt, "webhook refused")
             }
@@ -333,9 +389,11 @@ async fn deliver(http: &reqwest::Client, app: &str, e: &Event) {
             }
         }
         if attempt == 1 {
+            outcomes.retried.fetch_add(1, Ordering::Relaxed);
             tokio::time::sleep(RETRY_AFTER).await;
         }
     }
+    outcomes.failed.fetch_add(1, Ordering::Relaxed);
 }
 
 #[cfg(test)]

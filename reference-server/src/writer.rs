@@ -171,11 +171,13 @@ async fn group_commit(state: &AppState, jobs: Vec<Job>) {
             Job::User { app, user, name, done } => (Work::User { app, user, name }, Reply::User(done)),
         })
         .unzip();
-    let st = state.clone();
+    let (st, jobs, started) = (state.clone(), work.len(), std::time::Instant::now());
     let committed = state.db.call(move |c| commit(c, &st, work)).await;
+    state.metrics.commit(jobs, started.elapsed(), committed.is_ok());
     let outcomes = match committed {
         Ok(outcomes) => outcomes,
         Err(e) => {
+            crate::metrics::sqlite_error(&e);
             let err = ApiError::internal(format!("group commit failed: {e}"));
             for reply in replies {
                 match reply {

@@ -141,7 +141,7 @@ pub async fn run(mut reg: Registered, mut socket: WebSocket, mut rx: mpsc::Recei
                 Err(_) => break Some((close::POLICY, close::SLOW_CONSUMER_REASON.into())),
             },
             Some(first) = rx.recv() => {
-                let write = Box::pin(write_batch(&mut socket, first, &mut rx));
+                let write = Box::pin(write_batch(&mut socket, first, &mut rx, None));
                 // A kill (the queue overflowed while this write is stuck) ends the write.
                 tokio::select! {
                     biased;

@@ -35,6 +35,7 @@
 use super::handler::{Answer, Handler, Pending};
 use super::user_cap::UserSlot;
 use crate::hub::{Frames, Outbox};
+use crate::metrics::Metrics;
 use crate::state::{App, AppState};
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::stream::FuturesOrdered;
@@ -60,6 +61,7 @@ pub const MAX_IN_FLIGHT: usize = 32;
 pub(crate) const LINGER_AFTER_TOO_BIG: Duration = Duration::from_secs(1);
 
 pub async fn run(state: AppState, app: Arc<App>, user: String, slot: UserSlot, mut socket: WebSocket) {
+    let (_counted, app_id) = (state.metrics.connection(), app.config.id.clone());
     let (outbox, mut rx, slow) = Outbox::new(&user, state.config.outbound_queue);
     let replies = outbox.clone();
     let mut handler = Handler::new(state.clone(), app, outbox, slot);
@@ -92,7 +94,8 @@ pub async fn run(state: AppState, app: Arc<App>, user: String, slot: UserSlot, m
             // busy, so an idle connection's task stays small.
             Some(reply) = pending.next(), if !pending.is_empty() => replies.push(reply),
             Some(first) = rx.recv() => {
-                let write = Box::pin(write_batch(&mut socket, first, &mut rx));
+                state.metrics.outbound_depth(rx.len() + 1);
+                let write = Box::pin(write_batch(&mut socket, first, &mut rx, Some(&state.metrics)));
                 // No shutdown arm here: a batch taken from the queue is written
                 // (bounded by WRITE_STALL) rather than dropped half way.
                 tokio::select! {
@@ -141,6 +144,7 @@ pub async fn run(state: AppState, app: Arc<App>, user: String, slot: UserSlot, m
         };
         let _ = tokio::time::timeout(FLUSH_ON_SHUTDOWN, flush).await;
     }
+    record_close(&state, &app_id, &user, closing);
     if let Some((code, reason)) = closing {
         let frame = Message::Close(Some(CloseFrame { code, reason: reason.into() }));
         let _ = tokio::time::timeout(WRITE_STALL, socket.send(frame)).await;
@@ -171,23 +175,29 @@ pub(crate) enum Written {
 }
 
 /// Feeds `first` and everything else already queued (items are taken while
-/// fewer than [`BATCH`] frames were fed), then flushes once.
+/// fewer than [`BATCH`] frames were fed), then flushes once; counts them in
+/// `metrics` when given (a cluster edge has no `/metrics` yet).
 pub(crate) async fn write_batch(
     socket: &mut WebSocket,
     first: Frames,
     rx: &mut tokio::sync::mpsc::Receiver<Frames>,
+    metrics: Option<&Metrics>,
 ) -> Written {
     let write = async {
-        let mut fed = 0;
+        let (mut fed, mut bytes) = (0, 0);
         let mut item = Some(first);
         while let Some(frames) = item.take() {
             for frame in frames.as_slice() {
                 socket.feed(Message::Text(frame.clone())).await?;
+                bytes += frame.len();
             }
             fed += frames.as_slice().len();
             if fed < BATCH {
                 item = rx.try_recv().ok();
             }
+        }
+        if let Some(m) = metrics {
+            m.written(fed, bytes);
         }
         socket.flush().await
     };
@@ -203,4 +213,15 @@ pub(crate) fn is_too_big(e: &axum::Error) -> bool {
     use std::error::Error as _;
     use tungstenite::Error as WsError;
     e.source().and_then(|s| s.downcast_ref::<WsError>()).is_some_and(|e| matches!(e, WsError::Capacity(_)))
+}
+
+/// Counts how the connection ended (`supergroup_realtime_closes_total`) and
+/// logs one line when the server closed it for a fault of the peer (1008
+/// slow consumer, 1009 message too big, 4000 idle timeout); 1001 (shutdown)
+/// and a close by the peer are not logged.
+fn record_close(state: &AppState, app: &str, user: &str, closing: Option<(u16, &str)>) {
+    state.metrics.closed(closing.map(|(code, _)| code));
+    if let Some((code, reason)) = closing.filter(|(code, _)| *code != close::GOING_AWAY) {
+        tracing::warn!(close_code = code, reason, app, user, "realtime connection closed by the server");
+    }
 }

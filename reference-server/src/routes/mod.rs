@@ -2,14 +2,17 @@
 //! sits behind [`auth`] (the app secret); the realtime route authenticates
 //! with its token instead. Unknown routes answer 404 `not_found`, wrong
 //! methods 405 `method_not_allowed`, both with the JSON error body. The
-//! operational endpoints (`/healthz`, `/readyz`, `/openapi.json`) take no secret.
+//! operational endpoints (`/healthz`, `/readyz`, `/metrics`, `/openapi.json`) take no secret.
+//! Every request passes [`observe`]: a request id, a tracing span, the HTTP metrics.
 
 mod app;
 mod conversations;
 pub(crate) mod health;
 mod messages;
+mod observe;
 pub mod openapi;
 mod participants;
+mod scrape;
 mod users;
 mod webhooks;
 
@@ -54,9 +57,19 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/{app_id}/realtime", get(crate::realtime::upgrade))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(scrape::metrics))
         .route("/openapi.json", get(openapi::openapi_json))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        // Layers run bottom-up on the way in: screen the client's request id,
+        // set one if absent, echo it in the response, then span and metrics.
+        .layer(middleware::from_fn_with_state(state.clone(), observe::observe))
+        .layer(tower_http::request_id::PropagateRequestIdLayer::new(observe::REQUEST_ID))
+        .layer(tower_http::request_id::SetRequestIdLayer::new(
+            observe::REQUEST_ID,
+            tower_http::request_id::MakeRequestUuid,
+        ))
+        .layer(middleware::from_fn(observe::screen_request_id))
         .with_state(state)
 }
 

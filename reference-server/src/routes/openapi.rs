@@ -7,7 +7,7 @@
 //! The realtime WebSocket route is described in SPEC.md, not here: OpenAPI
 //! has no words for its frames.
 
-use super::{app, conversations, health, messages, participants, users, webhooks};
+use super::{app, conversations, health, messages, participants, scrape, users, webhooks};
 use axum::http::header;
 use axum::response::IntoResponse;
 use supergroup_protocol::limits::MAX_BATCH;
@@ -136,6 +136,7 @@ impl Modify for BearerAuth {
         webhooks::delete_webhook,
         health::healthz,
         health::readyz,
+        scrape::metrics,
         openapi_json,
     ),
     modifiers(&BearerAuth),

@@ -19,6 +19,7 @@ mod health;
 mod helpers;
 mod idempotency;
 mod limits;
+mod observe;
 mod openapi;
 mod paging;
 mod path_ids;

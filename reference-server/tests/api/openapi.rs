@@ -64,6 +64,6 @@ async fn the_server_serves_the_document_and_every_operation_in_it_is_routed() {
             operations += 1;
         }
     }
-    assert_eq!(operations, 17, "14 REST operations and 3 operational endpoints");
+    assert_eq!(operations, 18, "14 REST operations and 4 operational endpoints");
     app.stop().await;
 }
