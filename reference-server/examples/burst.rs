@@ -139,7 +139,8 @@ async fn main() {
                     return;
                 }
             }
-            drop(permit);
+            // The storm's count ends when every guest has reported: not at the end of the run.
+            drop((permit, opened_tx));
             let mut got = 0u64;
             let end = tokio::time::Instant::now() + deadline;
             while got < expect {
