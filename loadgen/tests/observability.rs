@@ -63,6 +63,10 @@ fn run_args(target: String, out: PathBuf, secs: f64, metrics_listen: Option<Sock
         ca_cert: None,
         metrics_listen,
         out_jsonl: None,
+        workers: None,
+        coordinator: None,
+        run_id: None,
+        worker_wait: 60.0,
     }
 }
 
