@@ -154,6 +154,21 @@ pub struct RunArgs {
     pub worker_wait: f64,
 }
 
+impl RunArgs {
+    /// The arguments `supergroup-load` runs with when given no flags: every
+    /// default as the command line gives it (the `SUPERGROUP_LOAD_*`
+    /// variables included). Tests and embedders start from it and set what
+    /// they need, so a new flag needs no edit in every caller.
+    pub fn defaults() -> RunArgs {
+        #[derive(Parser)]
+        struct NoFlags {
+            #[command(flatten)]
+            run: RunArgs,
+        }
+        NoFlags::parse_from(["supergroup-load"]).run
+    }
+}
+
 /// `supergroup-load worker`: one load worker of a run coordinated through NATS.
 #[derive(Debug, Clone, Args)]
 pub struct WorkerArgs {

@@ -24,9 +24,6 @@ fn scratch(name: &str) -> PathBuf {
 fn small_run(target: Option<String>, out: PathBuf) -> RunArgs {
     RunArgs {
         target,
-        app_id: "demo".into(),
-        secret: "sk_demo".into(),
-        profile: None,
         guests: Some(20),
         talkers: Some(2),
         conversations: Some(2),
@@ -37,24 +34,9 @@ fn small_run(target: Option<String>, out: PathBuf) -> RunArgs {
         duration: Some(1.0),
         settle: 0.5,
         drain: 1.5,
-        step_rate: vec![],
-        step: 20.0,
-        stages: None,
-        stop_when: vec![],
-        thresholds: vec![],
         out: Some(out),
-        server_pid: None,
-        server_outbound_queue: 1024,
-        server_exe: None,
-        allow_over_limit: false,
         no_progress: true,
-        ca_cert: None,
-        metrics_listen: None,
-        out_jsonl: None,
-        workers: None,
-        coordinator: None,
-        run_id: None,
-        worker_wait: 60.0,
+        ..RunArgs::defaults()
     }
 }
 

@@ -36,9 +36,6 @@ fn scratch(name: &str) -> PathBuf {
 fn run_args(target: String, out: PathBuf, secs: f64, metrics_listen: Option<SocketAddr>) -> RunArgs {
     RunArgs {
         target: Some(target),
-        app_id: "demo".into(),
-        secret: "sk_demo".into(),
-        profile: None,
         guests: Some(30),
         talkers: Some(2),
         conversations: Some(1),
@@ -49,24 +46,10 @@ fn run_args(target: String, out: PathBuf, secs: f64, metrics_listen: Option<Sock
         duration: Some(secs),
         settle: 0.5,
         drain: 1.5,
-        step_rate: vec![],
-        step: 20.0,
-        stages: None,
-        stop_when: vec![],
-        thresholds: vec![],
         out: Some(out),
-        server_pid: None,
-        server_outbound_queue: 1024,
-        server_exe: None,
-        allow_over_limit: false,
         no_progress: true,
-        ca_cert: None,
         metrics_listen,
-        out_jsonl: None,
-        workers: None,
-        coordinator: None,
-        run_id: None,
-        worker_wait: 60.0,
+        ..RunArgs::defaults()
     }
 }
 

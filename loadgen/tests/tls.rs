@@ -16,9 +16,6 @@ static RUN_LOCK: Mutex<()> = Mutex::const_new(());
 fn run_args(target: String, out: PathBuf, ca_cert: Option<PathBuf>) -> RunArgs {
     RunArgs {
         target: Some(target),
-        app_id: "demo".into(),
-        secret: "sk_demo".into(),
-        profile: None,
         guests: Some(20),
         talkers: Some(1),
         conversations: Some(1),
@@ -29,24 +26,10 @@ fn run_args(target: String, out: PathBuf, ca_cert: Option<PathBuf>) -> RunArgs {
         duration: Some(2.0),
         settle: 0.5,
         drain: 1.5,
-        step_rate: vec![],
-        step: 20.0,
-        stages: None,
-        stop_when: vec![],
-        thresholds: vec![],
         out: Some(out),
-        server_pid: None,
-        server_outbound_queue: 1024,
-        server_exe: None,
-        allow_over_limit: false,
         no_progress: true,
         ca_cert,
-        metrics_listen: None,
-        out_jsonl: None,
-        workers: None,
-        coordinator: None,
-        run_id: None,
-        worker_wait: 60.0,
+        ..RunArgs::defaults()
     }
 }
 

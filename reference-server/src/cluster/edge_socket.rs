@@ -19,10 +19,9 @@ use super::wire::Up;
 use crate::hub::Frames;
 use crate::hub::RoomKey;
 use crate::realtime::connection::{
-    FLUSH_ON_SHUTDOWN, LINGER_AFTER_TOO_BIG, WRITE_STALL, Written, is_too_big, write_batch,
+    FLUSH_ON_SHUTDOWN, WRITE_STALL, Written, is_too_big, send_close, write_batch, write_queued,
 };
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use futures_util::SinkExt;
+use axum::extract::ws::{Message, WebSocket};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use supergroup_protocol::frames::close;
@@ -181,21 +180,9 @@ pub async fn run(mut reg: Registered, mut socket: WebSocket, mut rx: mpsc::Recei
     // server drops its presence before writing them.
     reg.leave().await;
     if let Some((close::GOING_AWAY, _)) = &closing {
-        let flush = async {
-            while let Ok(frames) = rx.try_recv() {
-                for frame in frames.as_slice() {
-                    socket.feed(Message::Text(frame.clone())).await?;
-                }
-            }
-            socket.flush().await
-        };
-        let _ = tokio::time::timeout(FLUSH_ON_SHUTDOWN, flush).await;
+        let _ = tokio::time::timeout(FLUSH_ON_SHUTDOWN, write_queued(&mut socket, &mut rx)).await;
     }
     if let Some((code, reason)) = closing {
-        let frame = Message::Close(Some(CloseFrame { code, reason: reason.into() }));
-        let _ = tokio::time::timeout(WRITE_STALL, socket.send(frame)).await;
-        if code == close::TOO_BIG {
-            tokio::time::sleep(LINGER_AFTER_TOO_BIG).await;
-        }
+        send_close(&mut socket, code, &reason).await;
     }
 }

@@ -135,22 +135,36 @@ pub async fn run(state: AppState, app: Arc<App>, user: String, slot: UserSlot, m
             while let Some(reply) = pending.next().await {
                 replies.push(reply);
             }
-            while let Ok(frames) = rx.try_recv() {
-                for frame in frames.as_slice() {
-                    socket.feed(Message::Text(frame.clone())).await?;
-                }
-            }
-            socket.flush().await
+            write_queued(&mut socket, &mut rx).await
         };
         let _ = tokio::time::timeout(FLUSH_ON_SHUTDOWN, flush).await;
     }
     record_close(&state, &app_id, &user, closing);
     if let Some((code, reason)) = closing {
-        let frame = Message::Close(Some(CloseFrame { code, reason: reason.into() }));
-        let _ = tokio::time::timeout(WRITE_STALL, socket.send(frame)).await;
-        if code == close::TOO_BIG {
-            tokio::time::sleep(LINGER_AFTER_TOO_BIG).await;
+        send_close(&mut socket, code, reason).await;
+    }
+}
+
+/// Writes every frame already queued, then flushes (the caller bounds the time).
+pub(crate) async fn write_queued(
+    socket: &mut WebSocket,
+    rx: &mut tokio::sync::mpsc::Receiver<Frames>,
+) -> Result<(), axum::Error> {
+    while let Ok(frames) = rx.try_recv() {
+        for frame in frames.as_slice() {
+            socket.feed(Message::Text(frame.clone())).await?;
         }
+    }
+    socket.flush().await
+}
+
+/// Sends the close frame (bounded by [`WRITE_STALL`]); after a 1009 the
+/// socket is kept [`LINGER_AFTER_TOO_BIG`] so the close is not lost to a reset.
+pub(crate) async fn send_close(socket: &mut WebSocket, code: u16, reason: &str) {
+    let frame = Message::Close(Some(CloseFrame { code, reason: reason.to_string().into() }));
+    let _ = tokio::time::timeout(WRITE_STALL, socket.send(frame)).await;
+    if code == close::TOO_BIG {
+        tokio::time::sleep(LINGER_AFTER_TOO_BIG).await;
     }
 }
 
