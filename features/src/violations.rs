@@ -172,11 +172,17 @@ pub fn expectation(v: Violation) -> Expectation {
             &[r#"bob gets one notification for "team" listing "first", "second""#],
             &["SG-NOTIFY-5"],
         ),
+        // The slow-consumer scenario sees the drop through the dropped
+        // participant's notification, whose timing this switch breaks: it may
+        // fail there too (it did once in CI, 1 run in 3).
         NotifyDelayFourfold => e(
             v,
             "SG-NOTIFY-5",
-            &[r#"bob is notified of "on time" in "team" when the window closes"#],
-            &["SG-NOTIFY-5", "SG-APP-2"],
+            &[
+                r#"bob is notified of "on time" in "team" when the window closes"#,
+                r#"alice floods "flood" until slowpoke is dropped"#,
+            ],
+            &["SG-NOTIFY-5", "SG-APP-2", "SG-RT-25", "SG-RT-26"],
         ),
         ParticipantJoinedOnUpdate => {
             e(v, "SG-PART-10", &[r#"alice was told only once that bob joined "lobby""#], &["SG-PART-10"])

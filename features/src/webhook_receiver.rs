@@ -22,6 +22,18 @@ use tokio::sync::{Notify, oneshot};
 /// it only stops a misbehaving server from growing the receiver without end.
 const KEPT_PER_CONVERSATION: usize = 1_000;
 
+/// Deliveries listed in a failure message, at most (the most recent ones).
+const SHOWN_IN_FAILURE: usize = 10;
+/// Characters of a message text shown in a failure message, at most.
+const TEXT_SHOWN: usize = 60;
+
+fn shorten(text: &str) -> String {
+    match text.char_indices().nth(TEXT_SHOWN) {
+        Some((cut, _)) => format!("{}... ({} bytes)", &text[..cut], text.len()),
+        None => text.to_string(),
+    }
+}
+
 /// The path of the URL the suite registers.
 pub const DEFAULT_PATH: &str = "/webhooks";
 
@@ -143,14 +155,21 @@ impl Inbox {
                 return Ok(d);
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                let seen: Vec<String> = self
-                    .deliveries(conversation_id)
+                let all = self.deliveries(conversation_id);
+                // The last few, each shortened: a flood must not turn one
+                // failure message into megabytes of report.
+                let seen: Vec<String> = all
                     .iter()
-                    .map(|d| format!("{} to {:?} {:?}", d.kind, d.recipient(), d.texts()))
+                    .skip(all.len().saturating_sub(SHOWN_IN_FAILURE))
+                    .map(|d| {
+                        let texts: Vec<String> = d.texts().iter().map(|t| shorten(t)).collect();
+                        format!("{} to {:?} {:?}", d.kind, d.recipient(), texts)
+                    })
                     .collect();
                 anyhow::bail!(
-                    "expected {what} within {timeout:?}; received {} webhook(s) for this conversation: [{}]",
-                    seen.len(),
+                    "expected {what} within {timeout:?}; received {} webhook(s) for this conversation{}: [{}]",
+                    all.len(),
+                    if all.len() > SHOWN_IN_FAILURE { format!(", the last {SHOWN_IN_FAILURE}") } else { String::new() },
                     seen.join("; ")
                 );
             }
