@@ -134,6 +134,14 @@ impl Report {
         self.results.iter().filter(|r| r.status != Status::Passed).collect()
     }
 
+    /// One line per scenario that did not pass: `file:line name: error`.
+    pub fn failure_lines(&self) -> Vec<String> {
+        self.failed_scenarios()
+            .iter()
+            .map(|s| format!("{}:{} {}: {}", s.file, s.line, s.name, s.error.as_deref().unwrap_or("")))
+            .collect()
+    }
+
     /// MUST requirements that failed and are not expected to (`--expect-fail`).
     pub fn regressions(&self) -> Vec<String> {
         self.failing(Level::Must).into_iter().filter(|id| self.expected.reason(id).is_none()).collect()

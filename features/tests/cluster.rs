@@ -41,12 +41,7 @@ async fn the_whole_suite_passes_against_a_three_node_cluster() {
     let outcome = run(opts).await.expect("the suite runs against the cluster");
     let verdict = outcome.report.verdict();
     println!("{verdict}");
-    let failed: Vec<String> = outcome
-        .report
-        .failed_scenarios()
-        .iter()
-        .map(|s| format!("{}:{} {}: {}", s.file, s.line, s.name, s.error.as_deref().unwrap_or("")))
-        .collect();
+    let failed = outcome.report.failure_lines();
     assert!(verdict.starts_with(&targets), "the run was not against the three nodes: {verdict}");
     assert!(failed.is_empty(), "scenarios failed against the cluster: {failed:#?}");
     assert_eq!(outcome.exit_code(), 0, "{verdict}");

@@ -56,12 +56,7 @@ async fn green() -> Vec<String> {
     let outcome = run(Options::in_process()).await.expect("the suite runs");
     println!("green run: {:.1} s", started.elapsed().as_secs_f64());
     println!("\n{}", outcome.report.verdict());
-    let failed: Vec<String> = outcome
-        .report
-        .failed_scenarios()
-        .iter()
-        .map(|s| format!("{}:{} {}: {}", s.file, s.line, s.name, s.error.as_deref().unwrap_or("")))
-        .collect();
+    let failed = outcome.report.failure_lines();
     if outcome.exit_code() != 0 || outcome.report.results.is_empty() {
         vec![format!("the suite failed against the reference server: {failed:#?}")]
     } else {

@@ -27,12 +27,7 @@ async fn the_whole_suite_passes_over_https_and_wss_trusting_a_private_ca() {
     let outcome = run(opts).await.expect("the suite runs over TLS");
     let verdict = outcome.report.verdict();
     println!("{verdict}");
-    let failed: Vec<String> = outcome
-        .report
-        .failed_scenarios()
-        .iter()
-        .map(|s| format!("{}:{} {}: {}", s.file, s.line, s.name, s.error.as_deref().unwrap_or("")))
-        .collect();
+    let failed = outcome.report.failure_lines();
     assert!(verdict.starts_with("https://127.0.0.1:"), "the target was not https: {verdict}");
     assert!(!outcome.report.results.is_empty(), "no scenario ran");
     assert_eq!(outcome.exit_code(), 0, "the suite failed over TLS: {failed:#?}");

@@ -898,6 +898,19 @@ mod tests {
     use super::*;
     use crate::plan::{Schedule, Workload};
 
+    /// A guest of conversation 0 on node 0, open from 0 to the end.
+    fn open_from_start(tracker: DeliveryTracker) -> GuestOutcome {
+        GuestOutcome {
+            node: 0,
+            conversation: 0,
+            opened_at: 0,
+            intervals: vec![Interval { opened_at: 0, end: IntervalEnd::Open }],
+            closed_by_server_at: None,
+            open_at_end: true,
+            tracker,
+        }
+    }
+
     fn plan(guests: usize, talkers: usize, conversations: usize) -> Plan {
         let workload =
             Workload { guests, talkers, conversations, readers: 0, rate: 10.0, duration: 0.5, ..Workload::DEFAULT };
@@ -930,15 +943,7 @@ mod tests {
             a.observe(0, s);
             rec.delivery(0, 0, s, s * 100, s * 100 + 500);
         }
-        rec.guest_finished(GuestOutcome {
-            node: 0,
-            conversation: 0,
-            opened_at: 0,
-            intervals: vec![Interval { opened_at: 0, end: IntervalEnd::Open }],
-            closed_by_server_at: None,
-            open_at_end: true,
-            tracker: a,
-        });
+        rec.guest_finished(open_from_start(a));
         // Guest B opened at 250 µs: only 2, 3 and 4 (sent at 300, 400, 500) are expected; it got 3 and 0.
         let mut b = DeliveryTracker::new(1, 5);
         b.observe(0, 3);
@@ -1031,15 +1036,7 @@ mod tests {
             t.observe(local, seq);
             w1.delivery(0, local, seq, seq * 100, seq * 100 + 500);
         }
-        w1.guest_finished(GuestOutcome {
-            node: 0,
-            conversation: 0,
-            opened_at: 0,
-            intervals: vec![Interval { opened_at: 0, end: IntervalEnd::Open }],
-            closed_by_server_at: None,
-            open_at_end: true,
-            tracker: t,
-        });
+        w1.guest_finished(open_from_start(t));
         let f = w1.finish();
         assert_eq!(
             f.completeness.expected, 5,

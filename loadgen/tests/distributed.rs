@@ -6,37 +6,23 @@
 
 use std::path::PathBuf;
 use supergroup_load::cli::RunArgs;
+
+mod common;
+use common::{scratch, scratch_path};
 use supergroup_server::{Config, spawn};
 use tokio::sync::Mutex;
 
 /// One in-process goose run at a time.
 static RUN_LOCK: Mutex<()> = Mutex::const_new(());
 
-/// A fresh folder under the system temp dir.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("supergroup-load-dist-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 /// A small run: 1 s of sending, short settle and drain.
 fn small_run(target: Option<String>, out: PathBuf) -> RunArgs {
     RunArgs {
-        target,
         guests: Some(20),
-        talkers: Some(2),
         conversations: Some(2),
         readers: Some(0),
         rate: Some(10.0),
-        message_bytes: Some(64),
-        ramp: Some(200.0),
-        duration: Some(1.0),
-        settle: 0.5,
-        drain: 1.5,
-        out: Some(out),
-        no_progress: true,
-        ..RunArgs::defaults()
+        ..common::small_run(target, out)
     }
 }
 
@@ -181,11 +167,6 @@ fn one_and_three_workers_count_identically_and_agree_on_percentiles() {
     assert!(merged >= lo * 0.999 && merged <= hi * 1.001, "merged p50 {merged} ms outside the workers' {p50s:?}");
     let report = std::fs::read_to_string(scratch_path("workers-3").join("report.md")).unwrap();
     assert!(report.contains("## Load workers"), "the report has the per-worker table");
-}
-
-/// The folder `scratch(name)` made (without clearing it).
-fn scratch_path(name: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("supergroup-load-dist-{}-{name}", std::process::id()))
 }
 
 /// Starts `supergroup-load worker` processes against `broker`; `offset_ms` sets the test-only

@@ -4,9 +4,11 @@
 //! charts. goose keeps some process-wide state (its logger, its ctrl-c
 //! killswitch), so runs inside this test binary take turns on [`RUN_LOCK`].
 
-use std::path::PathBuf;
 use std::process::Command;
-use supergroup_load::cli::{CompareArgs, RunArgs};
+use supergroup_load::cli::CompareArgs;
+
+mod common;
+use common::{scratch, small_run};
 use supergroup_load::compare;
 use supergroup_load::report::summary::decode_histogram;
 use supergroup_load::steps::StepStatus;
@@ -15,34 +17,6 @@ use tokio::sync::Mutex;
 
 /// One goose run at a time in this process.
 static RUN_LOCK: Mutex<()> = Mutex::const_new(());
-
-/// A fresh folder under the system temp dir.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("supergroup-load-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// A small, quick run: 1 s of sending, short settle and drain.
-fn small_run(target: Option<String>, out: PathBuf) -> RunArgs {
-    RunArgs {
-        target,
-        guests: Some(30),
-        talkers: Some(2),
-        conversations: Some(1),
-        readers: Some(1),
-        rate: Some(20.0),
-        message_bytes: Some(64),
-        ramp: Some(200.0),
-        duration: Some(1.0),
-        settle: 0.5,
-        drain: 1.5,
-        out: Some(out),
-        no_progress: true,
-        ..RunArgs::defaults()
-    }
-}
 
 /// `GET /metrics` over a plain socket: the status line and the body, or None if nothing listens.
 async fn scrape(addr: std::net::SocketAddr) -> Option<(String, String)> {

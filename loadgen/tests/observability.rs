@@ -17,6 +17,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 use supergroup_load::cli::RunArgs;
+
+mod common;
+use common::scratch;
 use supergroup_server::{Config, spawn};
 use tokio::sync::Mutex;
 
@@ -25,32 +28,9 @@ static RUN_LOCK: Mutex<()> = Mutex::const_new(());
 /// The dashboard file, from the repository root.
 const DASHBOARD: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../dashboards/supergroup.json");
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("supergroup-observability-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 /// 30 guests, 2 talkers at 20 msg/s for `secs` seconds.
 fn run_args(target: String, out: PathBuf, secs: f64, metrics_listen: Option<SocketAddr>) -> RunArgs {
-    RunArgs {
-        target: Some(target),
-        guests: Some(30),
-        talkers: Some(2),
-        conversations: Some(1),
-        readers: Some(1),
-        rate: Some(20.0),
-        message_bytes: Some(64),
-        ramp: Some(200.0),
-        duration: Some(secs),
-        settle: 0.5,
-        drain: 1.5,
-        out: Some(out),
-        no_progress: true,
-        metrics_listen,
-        ..RunArgs::defaults()
-    }
+    RunArgs { duration: Some(secs), metrics_listen, ..common::small_run(Some(target), out) }
 }
 
 /// `GET path` over a plain socket (HTTP/1.0): the body, or None if nothing answers 200.

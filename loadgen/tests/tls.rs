@@ -7,6 +7,8 @@
 
 use std::path::PathBuf;
 use supergroup_load::cli::RunArgs;
+
+mod common;
 use supergroup_server::tls::TestPki;
 use supergroup_server::{Config, spawn};
 use tokio::sync::Mutex;
@@ -15,21 +17,12 @@ static RUN_LOCK: Mutex<()> = Mutex::const_new(());
 
 fn run_args(target: String, out: PathBuf, ca_cert: Option<PathBuf>) -> RunArgs {
     RunArgs {
-        target: Some(target),
         guests: Some(20),
         talkers: Some(1),
-        conversations: Some(1),
-        readers: Some(1),
         rate: Some(10.0),
-        message_bytes: Some(64),
-        ramp: Some(200.0),
         duration: Some(2.0),
-        settle: 0.5,
-        drain: 1.5,
-        out: Some(out),
-        no_progress: true,
         ca_cert,
-        ..RunArgs::defaults()
+        ..common::small_run(Some(target), out)
     }
 }
 
