@@ -1,8 +1,8 @@
 //! Group commit ("smart batching"): one writer task stores every message and
 //! every user created on connect. It drains its bounded queue with
 //! `recv_many`, stores everything it took in ONE transaction (one fsync),
-//! hands the stored messages to the hub in one call (one wake per connection,
-//! see [`crate::hub`]), and only then answers every job. No timer and no knob:
+//! answers every job, then hands the stored messages to the hub in one call
+//! (one wake per connection, see [`crate::hub`]). No timer and no knob:
 //! when the server is idle a batch is one job; under load batches grow by
 //! themselves while the previous commit's fsync runs.
 //!
@@ -192,14 +192,22 @@ async fn group_commit(state: &AppState, jobs: Vec<Job>) {
             return;
         }
     };
-    let stored: Vec<&Stored> =
-        outcomes.iter().filter_map(|o| if let Outcome::Send(Ok(s)) = o { Some(s) } else { None }).collect();
-    messaging::deliver(state, &stored);
+    // Answers first, then the hub: a sender's ack must not wait behind the
+    // fan-out of its own batch (its connection task is woken before the
+    // thousands the hub wakes), so under a burst a pipelining sender hands the
+    // next batch over at once and batches grow. SPEC allows the ack before or
+    // after the sender's own `message` frame; the batch is still published
+    // before the next commit, so delivery order stays commit order.
+    let mut stored: Vec<Stored> = Vec::with_capacity(outcomes.len());
     for (outcome, reply) in outcomes.into_iter().zip(replies) {
         // A submitter that went away (a REST client disconnecting) just misses its answer.
         match (outcome, reply) {
-            (Outcome::Send(r), Reply::Send(done)) => {
-                let _ = done.send(r.map(|s| s.out));
+            (Outcome::Send(Ok(mut s)), Reply::Send(done)) => {
+                let _ = done.send(Ok(std::mem::take(&mut s.out)));
+                stored.push(s);
+            }
+            (Outcome::Send(Err(e)), Reply::Send(done)) => {
+                let _ = done.send(Err(e));
             }
             (Outcome::User(r), Reply::User(done)) => {
                 let _ = done.send(r);
@@ -207,6 +215,7 @@ async fn group_commit(state: &AppState, jobs: Vec<Job>) {
             _ => unreachable!("outcomes are built in the order of the work"),
         }
     }
+    messaging::deliver(state, &stored.iter().collect::<Vec<_>>());
 }
 
 /// The database side: one transaction, one savepoint per job.

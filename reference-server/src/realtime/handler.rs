@@ -285,10 +285,18 @@ impl Handler {
             return Err(ApiError::new(ErrorCode::RateLimited, why));
         }
         let role = self.role_in(conv).await?;
-        if role == Role::Participant && self.facts(conv).await?.read_only.iter().any(|u| **u == *self.out.user) {
-            return Err(ApiError::new(ErrorCode::ReadOnly, "you have Read access to this conversation"));
+        // `read_only` is decided by the writer, inside the commit (one read
+        // of the members per conversation per batch), so a send costs no
+        // database round trip of its own here: that round trip, queued behind
+        // the group commit's fsync, held up every next frame of a pipelining
+        // sender. Only when the content is refused anyway is the database
+        // asked, because SPEC orders `read_only` before the content errors.
+        if let Err(content) = draft.check_content() {
+            if role == Role::Participant && self.facts(conv).await?.read_only.iter().any(|u| **u == *self.out.user) {
+                return Err(ApiError::new(ErrorCode::ReadOnly, "you have Read access to this conversation"));
+            }
+            return Err(content);
         }
-        draft.check_content()?;
         // Queued now; the ack follows the commit, while this connection reads on.
         let answer = self.state.writer.send(&self.app, conv, vec![draft], Via::Realtime(role)).await?;
         Ok(Answer::Later(Box::pin(async move {
