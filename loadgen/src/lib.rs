@@ -32,6 +32,7 @@
 //!   the local broker, the clock offsets, the worker and the coordinator that merges them.
 
 pub mod charts;
+pub mod churn;
 pub mod cli;
 pub mod clock;
 pub mod compare;

@@ -22,6 +22,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 /// Highest latency a histogram holds, in µs (one hour); larger values are clamped to it.
 pub const MAX_MICROS: u64 = 3_600_000_000;
@@ -125,6 +126,9 @@ struct Shard {
     second: Histogram<u64>,
     /// Of a staged run: deliveries by the stage their message was intended in (empty otherwise).
     steps: Vec<Histogram<u64>>,
+    /// Deliveries to guests on a connection they re-opened after leaving or dropping (churn,
+    /// reconnect storm); also in `total`.
+    returned: Histogram<u64>,
     /// Deliveries recorded here, duplicates included (summed by [`Recorder::delivered`]: a
     /// counter per shard, under the lock already taken, instead of one atomic every guest hits).
     delivered: u64,
@@ -170,6 +174,8 @@ pub struct Counters {
     pub reconnect_failed: AtomicU64,
     /// Guests that gave up rejoining after every attempt.
     pub rejoin_gave_up: AtomicU64,
+    /// Churn turns that fell while their guest was away (or not open yet), skipped.
+    pub leaves_skipped: AtomicU64,
     pub sent: AtomicU64,
     pub acked: AtomicU64,
     pub send_failed: AtomicU64,
@@ -258,21 +264,78 @@ pub struct SecondSample {
     pub machine_cpu_pct: Option<f64>,
 }
 
-/// Leaving and rejoining, counted over the run.
+/// Completeness of one group of guests (those who stayed, came back, or left for good).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct GroupCounts {
+    pub guests: u64,
+    /// Deliveries that had to happen: only those sent while the guest had the conversation open.
+    pub expected: u64,
+    pub delivered: u64,
+    pub missing: u64,
+}
+
+impl GroupCounts {
+    fn count(&mut self, expected: u64, delivered: u64, missing: u64) {
+        self.guests += 1;
+        self.expected += expected;
+        self.delivered += delivered;
+        self.missing += missing;
+    }
+
+    fn add(&mut self, o: &GroupCounts) {
+        self.guests += o.guests;
+        self.expected += o.expected;
+        self.delivered += o.delivered;
+        self.missing += o.missing;
+    }
+}
+
+/// Leaving and rejoining (churn, reconnect storm), counted over the run.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ChurnCounts {
+    /// Churn turns taken: guests that closed the conversation and their socket.
     pub leaves: u64,
+    /// Churn turns skipped because their guest was still away (or had not opened yet).
+    #[serde(default)]
+    pub leaves_skipped: u64,
+    /// Guests that dropped their socket in the reconnect storm.
     pub drops: u64,
+    /// Leaves and drops followed by a successful reconnect and `open`.
     pub rejoined: u64,
+    /// Rejoin attempts whose `open` the server refused with an error frame (by code in the errors).
     pub reopen_refused: u64,
+    /// Rejoin attempts whose connect or `open` failed otherwise (refused connection, timeout, closed).
     pub reconnect_failed: u64,
+    /// Guests that failed every rejoin attempt and stayed away.
     pub rejoin_gave_up: u64,
     /// Guests with the conversation open when the run ended: the guest slots this run held.
     pub open_at_end: u64,
-    /// Guests that never left: how many, and their completeness.
-    pub stayed: u64,
-    pub stayed_expected: u64,
-    pub stayed_missing: u64,
+    /// Guests that never left, with their completeness.
+    #[serde(default)]
+    pub stayed: GroupCounts,
+    /// Guests that left or dropped and came back at least once.
+    #[serde(default)]
+    pub came_back: GroupCounts,
+    /// Guests that left or dropped and were not open at the end (gave up, or still rejoining).
+    #[serde(default)]
+    pub gone: GroupCounts,
+}
+
+impl ChurnCounts {
+    /// Adds another process's counts (a load worker's).
+    pub fn add(&mut self, o: &ChurnCounts) {
+        self.leaves += o.leaves;
+        self.leaves_skipped += o.leaves_skipped;
+        self.drops += o.drops;
+        self.rejoined += o.rejoined;
+        self.reopen_refused += o.reopen_refused;
+        self.reconnect_failed += o.reconnect_failed;
+        self.rejoin_gave_up += o.rejoin_gave_up;
+        self.open_at_end += o.open_at_end;
+        self.stayed.add(&o.stayed);
+        self.came_back.add(&o.came_back);
+        self.gone.add(&o.gone);
+    }
 }
 
 /// Completeness over all guests.
@@ -334,6 +397,8 @@ pub struct Finished {
     pub ack: Histogram<u64>,
     pub reconnect: Histogram<u64>,
     pub reopen: Histogram<u64>,
+    /// Fan-out of the deliveries on re-opened connections (also in `fanout`).
+    pub fanout_returned: Histogram<u64>,
     /// Churn and reconnect storm counts (all zero without them).
     pub churn: ChurnCounts,
     pub completeness: Completeness,
@@ -367,6 +432,8 @@ struct Inner {
     plan: Plan,
     /// The first message's intended time (µs), or [`NEVER`] until the conductor sets it.
     send_start: AtomicU64,
+    /// Cancelled once `send_start` is set (churning guests wait for it to plan their turns).
+    started: CancellationToken,
     /// No message intended at or after this (µs) is sent; [`NEVER`] unless a staged run crossed its line.
     send_stop: AtomicU64,
     stopped: Mutex<Option<Stopped>>,
@@ -398,6 +465,7 @@ impl Recorder {
                     total: histogram(),
                     second: coarse_histogram(),
                     steps: (0..steps).map(|_| histogram()).collect(),
+                    returned: histogram(),
                     delivered: 0,
                 })
             })
@@ -410,6 +478,7 @@ impl Recorder {
                 clock,
                 plan,
                 send_start: AtomicU64::new(NEVER),
+                started: CancellationToken::new(),
                 shards,
                 ops: Mutex::new(Ops {
                     connect: histogram(),
@@ -442,6 +511,12 @@ impl Recorder {
     /// Fixes the first message's intended time (µs); only the first call counts.
     pub fn set_send_start(&self, micros: u64) {
         let _ = self.inner.send_start.compare_exchange(NEVER, micros, Relaxed, Relaxed);
+        self.inner.started.cancel();
+    }
+
+    /// Cancelled once the first message's time is fixed.
+    pub fn started(&self) -> CancellationToken {
+        self.inner.started.clone()
     }
 
     /// The first message's intended time (µs), once fixed.
@@ -512,6 +587,15 @@ impl Recorder {
     /// One delivery of message `seq` of (global) talker `talker`, intended at
     /// `intended` µs, arrived at `arrival` µs, at a guest using `shard`.
     pub fn delivery(&self, shard: usize, talker: usize, seq: u64, intended: u64, arrival: u64) {
+        self.record_delivery(shard, talker, seq, intended, arrival, false);
+    }
+
+    /// [`Recorder::delivery`] at a guest on a connection it re-opened (churn, reconnect storm).
+    pub fn delivery_returned(&self, shard: usize, talker: usize, seq: u64, intended: u64, arrival: u64) {
+        self.record_delivery(shard, talker, seq, intended, arrival, true);
+    }
+
+    fn record_delivery(&self, shard: usize, talker: usize, seq: u64, intended: u64, arrival: u64, returned: bool) {
         let latency = arrival.saturating_sub(intended).max(1);
         {
             let step = if self.inner.plan.staged() { self.inner.plan.timeline.stage_of(seq) } else { usize::MAX };
@@ -519,6 +603,9 @@ impl Recorder {
             s.total.saturating_record(latency);
             s.second.saturating_record(latency);
             s.delivered += 1;
+            if returned {
+                s.returned.saturating_record(latency);
+            }
             if let Some(h) = s.steps.get_mut(step) {
                 h.saturating_record(latency);
             }
@@ -742,9 +829,11 @@ impl Recorder {
     pub fn finish(&self) -> Finished {
         let plan = &self.inner.plan;
         let per = plan.messages_per_talker();
-        let mut fanout = histogram();
+        let (mut fanout, mut fanout_returned) = (histogram(), histogram());
         for shard in &self.inner.shards {
-            let _ = fanout.add(&lock(shard).total);
+            let s = lock(shard);
+            let _ = fanout.add(&s.total);
+            let _ = fanout_returned.add(&s.returned);
         }
         let mut time_to_last = histogram();
         for slot in &self.inner.slots {
@@ -799,11 +888,14 @@ impl Recorder {
                 .collect();
             let missing: Vec<(usize, u64, u64)> =
                 expected.iter().copied().filter(|&(t, s, _)| !g.tracker.received(t, s)).collect();
-            if g.intervals.len() <= 1 {
-                churn.stayed += 1;
-                churn.stayed_expected += expected.len() as u64;
-                churn.stayed_missing += missing.len() as u64;
-            }
+            let group = if g.intervals.len() > 1 {
+                &mut churn.came_back
+            } else if g.intervals.iter().all(|iv| iv.end == IntervalEnd::Open) {
+                &mut churn.stayed
+            } else {
+                &mut churn.gone
+            };
+            group.count(expected.len() as u64, g.tracker.delivered, missing.len() as u64);
             if !steps.is_empty() {
                 for &(_, seq, _) in &expected {
                     steps[plan.timeline.stage_of(seq)].expected += 1;
@@ -857,11 +949,13 @@ impl Recorder {
         churn.reopen_refused = c.reopen_refused.load(Relaxed);
         churn.reconnect_failed = c.reconnect_failed.load(Relaxed);
         churn.rejoin_gave_up = c.rejoin_gave_up.load(Relaxed);
+        churn.leaves_skipped = c.leaves_skipped.load(Relaxed);
         churn.open_at_end = lock(&self.inner.guests).iter().filter(|g| g.open_at_end).count() as u64;
         Finished {
             nodes,
             reconnect: ops.reconnect.clone(),
             reopen: ops.reopen.clone(),
+            fanout_returned,
             churn,
             steps,
             stopped: lock(&self.inner.stopped).clone(),
@@ -1002,7 +1096,8 @@ mod tests {
         let f = rec.finish();
         assert_eq!(f.completeness.expected, 4, "#0, #1, #3, #4");
         assert_eq!(f.completeness.missing, 2, "#1 and #3");
-        assert_eq!((f.churn.stayed, f.churn.open_at_end), (0, 0));
+        assert_eq!((f.churn.stayed.guests, f.churn.came_back.guests, f.churn.open_at_end), (0, 1, 0));
+        assert_eq!((f.churn.came_back.expected, f.churn.came_back.missing), (4, 2));
     }
 
     #[test]
