@@ -6,7 +6,7 @@
 use crate::cli::Profile;
 use crate::fdlimit::FileLimits;
 use crate::plan::Plan;
-use crate::recorder::{Completeness, Finished, NodeShare, SecondSample};
+use crate::recorder::{ChurnCounts, Completeness, Finished, GroupCounts, NodeShare, SecondSample};
 use crate::report::tables::count;
 use crate::steps::{StepReport, StopRule};
 use crate::thresholds::Verdict;
@@ -99,6 +99,87 @@ pub struct Histograms {
     /// The instrument delay probe, same encoding (empty in summaries from before it existed).
     #[serde(default)]
     pub instrument: String,
+    /// Of a run with churn or a reconnect storm: connect and `open` of the rejoins, and fan-out
+    /// at guests on re-opened connections, same encoding (empty otherwise).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reconnect: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reopen: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub fanout_returned: String,
+}
+
+/// Churn (`--churn`) and the reconnect storm (`--reconnect-storm`): what was planned, what
+/// happened, the rejoins' latency apart from the first joins', and completeness per group.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ChurnFigures {
+    /// `--churn` as a fraction of the guests per second (0 without churn).
+    pub churn_per_sec: f64,
+    /// How long a churning guest stays away before reconnecting, ms.
+    pub pause_ms: u64,
+    /// `--reconnect-storm`: seconds into the send window.
+    pub storm_at_s: Option<f64>,
+    /// Churn turns the rate planned within the send window as it ran.
+    pub leaves_planned: u64,
+    /// Leaves, drops, rejoins, refusals, failures, guests that gave up, slots held at the end;
+    /// completeness of the guests who stayed, came back, or were gone at the end.
+    #[serde(flatten)]
+    pub counts: ChurnCounts,
+    /// Rejoin `open`s refused, by error code (`guest_limit_reached`: the server had not freed a slot).
+    pub refused_by_code: BTreeMap<String, u64>,
+    /// Leaves and drops that neither rejoined nor gave up (the run ended during the rejoin).
+    pub rejoins_unfinished: u64,
+    /// Connect and `open` → `opened` of the rejoins (the first joins are in `latency`).
+    pub reconnect: Stats,
+    pub reopen: Stats,
+    /// Fan-out of deliveries on first connections, and on re-opened ones.
+    pub fanout_first: Stats,
+    pub fanout_returned: Stats,
+}
+
+impl ChurnFigures {
+    fn build(plan: &Plan, window_s: f64, f: &Finished) -> Option<ChurnFigures> {
+        let w = &plan.workload;
+        if w.churn <= 0.0 && w.reconnect_storm.is_none() {
+            return None;
+        }
+        let mut first = f.fanout.clone();
+        // Every returned delivery is also in the total, recorded into histograms of one shape.
+        let _ = first.subtract(&f.fanout_returned);
+        let ch = &f.churn;
+        Some(ChurnFigures {
+            churn_per_sec: w.churn,
+            pause_ms: crate::churn::CHURN_PAUSE.as_millis() as u64,
+            storm_at_s: w.reconnect_storm,
+            leaves_planned: crate::churn::planned_leaves(w, window_s),
+            refused_by_code: f
+                .errors
+                .iter()
+                .filter_map(|(k, v)| Some((k.strip_prefix("rejoin open: ")?.to_string(), *v)))
+                .filter(|(k, _)| !k.contains(' '))
+                .collect(),
+            rejoins_unfinished: (ch.leaves + ch.drops).saturating_sub(ch.rejoined + ch.rejoin_gave_up),
+            reconnect: Stats::of(&f.reconnect),
+            reopen: Stats::of(&f.reopen),
+            fanout_first: Stats::of(&first),
+            fanout_returned: Stats::of(&f.fanout_returned),
+            counts: ch.clone(),
+        })
+    }
+
+    /// Rejoin attempts that failed: refused `open`s plus failed connects and `open`s.
+    pub fn rejoin_failures(&self) -> u64 {
+        self.counts.reopen_refused + self.counts.reconnect_failed
+    }
+
+    /// The guests who came back, and those who stayed.
+    pub fn groups(&self) -> [(&'static str, GroupCounts); 3] {
+        [
+            ("stayed (never left)", self.counts.stayed),
+            ("came back (left or dropped, re-opened)", self.counts.came_back),
+            ("gone at the end (left or dropped, not re-opened)", self.counts.gone),
+        ]
+    }
 }
 
 /// Serializes a histogram (HdrHistogram V2 with deflate, then base64).
@@ -275,6 +356,9 @@ pub struct Summary {
     /// Of a staged run (`--step-rate`, `--stages`): the limit it found, one row per step.
     #[serde(default)]
     pub steps: Option<StepReport>,
+    /// Of a run with `--churn` or `--reconnect-storm`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub churn: Option<ChurnFigures>,
     /// Per node of the target (`--target URL1,URL2,...`, one entry for a single server): which
     /// share of the guests and talkers went where, and how complete each node's guests were.
     #[serde(default)]
@@ -388,7 +472,11 @@ impl Summary {
             let stop_s = f.send_stop.map(|stop| stop as f64 / 1e6 - sched.send_start);
             StepReport::build(&ctx.stop_rules, t.stages(), &windows, &f.steps, f.stopped.clone(), stop_s)
         });
-        let lossy = lossy_reasons(f, steps.as_ref());
+        let churn = ChurnFigures::build(plan, window, f);
+        let mut lossy = lossy_reasons(f, steps.as_ref());
+        if let Some(ch) = &churn {
+            lossy.extend(rejoin_reasons(ch));
+        }
         let own_cpu: Vec<f64> = f.series.iter().filter(in_window).filter_map(|s| s.loadgen_cpu_pct).collect();
         let others: Vec<f64> = f
             .series
@@ -453,6 +541,7 @@ impl Summary {
             passed: true,
             lossy,
             steps,
+            churn,
             nodes: f.nodes.clone(),
             workers: Vec::new(),
             clock: None,
@@ -466,6 +555,13 @@ impl Summary {
                 ack: encode_histogram(&f.ack),
                 steps: f.steps.iter().map(|s| encode_histogram(&s.histogram)).collect(),
                 instrument: ctx.instrument.as_ref().map(encode_histogram).unwrap_or_default(),
+                reconnect: if f.reconnect.is_empty() { String::new() } else { encode_histogram(&f.reconnect) },
+                reopen: if f.reopen.is_empty() { String::new() } else { encode_histogram(&f.reopen) },
+                fanout_returned: if f.fanout_returned.is_empty() {
+                    String::new()
+                } else {
+                    encode_histogram(&f.fanout_returned)
+                },
             },
             plan: ctx.plan,
         }
@@ -487,12 +583,15 @@ impl Summary {
                 "open" => Some(&l.open),
                 "ack" => Some(&l.ack),
                 "instrument" => Some(&l.instrument),
+                "reconnect" => self.churn.as_ref().map(|c| &c.reconnect),
+                "reopen" => self.churn.as_ref().map(|c| &c.reopen),
                 _ => None,
             };
             if let Some(s) = stats {
                 return s.get(stat);
             }
         }
+        let churn = self.churn.clone().unwrap_or_default();
         let c = &self.completeness;
         let server = self.server.as_ref();
         Some(match name {
@@ -510,6 +609,9 @@ impl Summary {
             "sent" => self.messages.sent as f64,
             "acked" => self.messages.acked as f64,
             "deliveries_per_sec" => self.throughput.deliveries_per_sec,
+            "rejoined" => churn.counts.rejoined as f64,
+            "rejoin_failed" => churn.rejoin_failures() as f64,
+            "rejoin_gave_up" => churn.counts.rejoin_gave_up as f64,
             "server.rss_per_guest" => server?.rss_per_guest_bytes?,
             "server.rss_peak" => server?.rss_peak_kib? as f64 * 1024.0,
             "server.cpu_mean" => server?.cpu_mean_pct?,
@@ -517,6 +619,22 @@ impl Summary {
             _ => return None,
         })
     }
+}
+
+/// Rejoins that failed make a run not green, whatever its deliveries did.
+fn rejoin_reasons(ch: &ChurnFigures) -> Vec<String> {
+    let mut why = Vec::new();
+    if ch.counts.reopen_refused > 0 {
+        let codes: Vec<String> = ch.refused_by_code.iter().map(|(k, v)| format!("{k} {}", count(*v))).collect();
+        why.push(format!("{} rejoin opens refused ({})", count(ch.counts.reopen_refused), codes.join(", ")));
+    }
+    if ch.counts.reconnect_failed > 0 {
+        why.push(format!("{} rejoin connects or opens failed", count(ch.counts.reconnect_failed)));
+    }
+    if ch.counts.rejoin_gave_up > 0 {
+        why.push(format!("{} guests gave up rejoining", count(ch.counts.rejoin_gave_up)));
+    }
+    why
 }
 
 /// Why a run lost deliveries; a staged run only over the steps up to its highest sustained one
