@@ -9,7 +9,11 @@
 //! it finds a delivery's three load fields by scanning the text (no JSON
 //! parse on the hot path; other frames get a typed, borrowing parse), records the delivery, and stops when the guest's stop token is cancelled
 //! (the guest's `on_stop` transaction, or the end of the run), closing the
-//! socket cleanly. Every wait here is bounded.
+//! socket cleanly. With churn or a reconnect storm (see [`crate::churn`]) the
+//! same task also leaves (`close`, `closed`, clean close) or drops its socket
+//! on the guest's turns and rejoins, recording each stretch it had the
+//! conversation open as an [`Interval`] for the completeness count. Every
+//! wait here is bounded.
 
 use crate::churn::{CHURN_PAUSE, Disruption, REJOIN_ATTEMPTS, REJOIN_BACKOFF, Turns};
 use crate::completeness::{DeliveryTracker, Observation};
@@ -509,8 +513,7 @@ async fn receive(ctx: Ctx, session: Arc<GuestSession>, ws: Ws, first_opened_at: 
     let mut closed_by_server_at = None;
     // Connected with the conversation open: false while away and after giving up.
     let mut open = true;
-    loop {
-        let Some(ws) = conn.as_mut() else { break };
+    while let Some(ws) = conn.as_mut() {
         let due = if churns { next_due(&ctx, &mut turns) } else { Due::Never };
         let what = match r.read(ws, due, opened_at).await {
             ReadEnd::StartKnown => continue,
