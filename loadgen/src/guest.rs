@@ -478,12 +478,19 @@ impl Receiver {
 /// Far enough never to come within a run.
 const DAY: Duration = Duration::from_secs(86_400);
 
+/// The first message's time and the end of the turns (µs after it: the send window's end, or
+/// where a staged run stopped sending), once the first is fixed.
+fn turn_window(ctx: &Ctx) -> Option<(u64, u64)> {
+    let rec = &ctx.recorder;
+    let start = rec.send_start()?;
+    let window_end = start + (ctx.plan.workload.duration * 1e6) as u64;
+    Some((start, rec.send_stop().map_or(window_end, |s| s.min(window_end)).saturating_sub(start)))
+}
+
 /// The guest's next disruption, skipping (and counting) turns that passed while it was away.
 fn next_due(ctx: &Ctx, turns: &mut Turns) -> Due {
     let rec = &ctx.recorder;
-    let Some(start) = rec.send_start() else { return Due::WaitStart };
-    let window_end = start + (ctx.plan.workload.duration * 1e6) as u64;
-    let stop = rec.send_stop().map_or(window_end, |s| s.min(window_end)).saturating_sub(start);
+    let Some((start, stop)) = turn_window(ctx) else { return Due::WaitStart };
     let now = rec.clock().now_micros().saturating_sub(start);
     rec.counters().leaves_skipped.fetch_add(turns.skip_past(now), Relaxed);
     match turns.next(stop) {
@@ -561,6 +568,11 @@ async fn receive(ctx: Ctx, session: Arc<GuestSession>, ws: Ws, first_opened_at: 
         c.guests_connected.fetch_add(1, Relaxed);
         c.guests_open.fetch_add(1, Relaxed);
         rec.guest_open_changed(conversation, true);
+    }
+    // Turns left to a guest that gave up or was closed by the server are skipped, so turns
+    // taken + skipped = planned whenever every guest opened.
+    if let Some((_, stop)) = turn_window(&ctx).filter(|_| churns) {
+        c.leaves_skipped.fetch_add(turns.skip_past(stop), Relaxed);
     }
     if open {
         c.guests_connected.fetch_sub(1, Relaxed);

@@ -391,7 +391,7 @@ async fn churn_takes_every_planned_turn_and_keeps_completeness_exact() {
     args.readers = Some(0);
     args.rate = Some(10.0);
     args.duration = Some(4.0);
-    args.drain = 2.5;
+    args.drain = 4.0;
     args.churn = Some(0.10);
     let s = supergroup_load::run::run(&args).await.unwrap().summary;
     server.stop().await.unwrap();
@@ -434,7 +434,7 @@ async fn a_reconnect_storm_brings_every_guest_back() {
     args.readers = Some(0);
     args.rate = Some(10.0);
     args.duration = Some(3.0);
-    args.drain = 2.0;
+    args.drain = 4.0;
     args.reconnect_storm = Some(1.0);
     let s = supergroup_load::run::run(&args).await.unwrap().summary;
     server.stop().await.unwrap();
@@ -474,7 +474,7 @@ async fn refused_rejoins_are_counted_by_code_and_the_run_is_not_green() {
     args.readers = Some(0);
     args.rate = Some(10.0);
     args.duration = Some(3.0);
-    args.drain = 2.0;
+    args.drain = 4.0;
     args.churn = Some(0.10);
     args.run_id = Some("lg-churn-refused".into());
     let rest = Rest::new(&server.base_url(), "demo", "sk_demo");
@@ -502,6 +502,8 @@ async fn refused_rejoins_are_counted_by_code_and_the_run_is_not_green() {
     assert!(held.is_some(), "the squatter got a slot a churning guest freed");
     let ch = s.churn.as_ref().unwrap();
     let n = &ch.counts;
+    // 10%/s of 20 guests over 3 s: 6 turns, guests 0 to 5 once each, all open by then.
+    assert_eq!((ch.leaves_planned, n.leaves, n.leaves_skipped), (6, 6, 0), "{ch:?}");
     assert!(n.reopen_refused >= 1, "{ch:?}");
     assert_eq!(ch.refused_by_code.get("guest_limit_reached"), Some(&n.reopen_refused), "{ch:?}");
     assert_eq!(s.errors.by_kind.get("rejoin open: guest_limit_reached"), Some(&n.reopen_refused));

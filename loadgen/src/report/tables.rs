@@ -363,7 +363,7 @@ fn churn_table(ch: &ChurnFigures) -> Table {
     )];
     if ch.churn_per_sec > 0.0 {
         rows.push((
-            "leaves planned / taken / skipped (guest still away)",
+            "leaves planned / taken / skipped (guest away or gone)",
             format!("{} / {} / {}", count(ch.leaves_planned), count(c.leaves), count(c.leaves_skipped)),
         ));
     }
