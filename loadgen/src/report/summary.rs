@@ -691,6 +691,94 @@ mod tests {
         assert!(empty.is_empty());
     }
 
+    /// Churn figures from the recorder: refusals by code, unfinished rejoins, and a refused
+    /// rejoin making the run not green (with the reasons in the verdict line).
+    #[test]
+    fn refused_rejoins_are_reported_by_code_and_make_the_run_lossy() {
+        use crate::plan::{Schedule, Workload};
+        use crate::recorder::{GuestOutcome, Interval, IntervalEnd};
+        use std::sync::atomic::Ordering::Relaxed;
+        let workload = Workload { guests: 2, readers: 0, churn: 0.5, ..Workload::DEFAULT };
+        let plan = Plan::new(
+            workload,
+            Vec::new(),
+            Schedule::new(&workload, 1.0, 1.0),
+            "t".into(),
+            "a".into(),
+            "s".into(),
+            "http://127.0.0.1:1".into(),
+        );
+        let rec = crate::recorder::Recorder::new(crate::clock::Clock::start_now(), plan.clone());
+        let c = rec.counters();
+        c.leaves.store(3, Relaxed);
+        c.rejoined.store(1, Relaxed);
+        c.reopen_refused.store(5, Relaxed);
+        c.rejoin_gave_up.store(1, Relaxed);
+        for _ in 0..5 {
+            rec.error("rejoin open: guest_limit_reached");
+        }
+        rec.error("rejoin open: no reply within 10s");
+        rec.rejoin_times(std::time::Duration::from_millis(3), std::time::Duration::from_millis(2));
+        let tracker = || crate::completeness::DeliveryTracker::new(1, 100);
+        let guest = |intervals: Vec<Interval>, open_at_end| GuestOutcome {
+            node: 0,
+            conversation: 0,
+            opened_at: 0,
+            intervals,
+            closed_by_server_at: None,
+            open_at_end,
+            tracker: tracker(),
+        };
+        rec.guest_finished(guest(
+            vec![
+                Interval { opened_at: 0, end: IntervalEnd::Left { at: 10 } },
+                Interval { opened_at: 20, end: IntervalEnd::Open },
+            ],
+            true,
+        ));
+        rec.guest_finished(guest(vec![Interval { opened_at: 0, end: IntervalEnd::Left { at: 10 } }], false));
+        let f = rec.finish();
+        let target = Target {
+            base_url: plan.base_url.clone(),
+            local_server: false,
+            app_id: "a".into(),
+            plan: None,
+            guest_limit: None,
+            participant_limit: None,
+        };
+        let ctx = Context {
+            started_at: "now".into(),
+            profile: None,
+            plan,
+            target,
+            environment: Environment::detect(None),
+            server_pid: None,
+            rss_baseline_kib: None,
+            opened_late: 0,
+            goose: None,
+            stop_rules: Vec::new(),
+            instrument: None,
+        };
+        let s = Summary::build(ctx, &f);
+        let ch = s.churn.as_ref().expect("a churn run has churn figures");
+        // 50%/s of 2 guests over the 10 s window: turns at 0.5 s, 1.5 s, ... 9.5 s.
+        assert_eq!(ch.leaves_planned, 10);
+        assert_eq!(ch.refused_by_code.get("guest_limit_reached"), Some(&5));
+        assert_eq!(ch.refused_by_code.len(), 1, "only error codes, not other failures: {:?}", ch.refused_by_code);
+        assert_eq!(ch.rejoins_unfinished, 1, "3 leaves: 1 rejoined, 1 gave up, 1 cut short");
+        assert_eq!((ch.counts.came_back.guests, ch.counts.gone.guests, ch.counts.stayed.guests), (1, 1, 0));
+        assert_eq!((ch.reconnect.count, ch.reopen.count), (1, 1));
+        assert_eq!(s.metric("rejoin_failed"), Some(5.0));
+        assert!((s.metric("reconnect.max").unwrap() - 3.0).abs() < 0.01, "3 ms within HDR's 3 digits");
+        assert!(s.lossy_unjudged());
+        let headline = crate::report::tables::headline(&s);
+        assert!(
+            headline.starts_with("LOSSY (5 rejoin opens refused (guest_limit_reached 5); 1 guests gave up"),
+            "{headline}"
+        );
+        assert!(headline.ends_with("rejoined 1 of 3 (refused 5, failed 0, gave up 1)"), "{headline}");
+    }
+
     #[test]
     fn every_threshold_metric_is_looked_up() {
         use crate::plan::{Schedule, Workload};
