@@ -550,6 +550,7 @@ async fn receive(ctx: Ctx, session: Arc<GuestSession>, ws: Ws, first_opened_at: 
         intervals.push(Interval { opened_at, end });
         // A dropped socket goes without a word: dropping the stream closes the TCP connection.
         drop(conn.take());
+        rec.guest_away(conversation, opened_at, &r.tracker);
         open = false;
         c.guests_connected.fetch_sub(1, Relaxed);
         c.guests_open.fetch_sub(1, Relaxed);

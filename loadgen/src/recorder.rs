@@ -30,6 +30,9 @@ pub const MAX_MICROS: u64 = 3_600_000_000;
 pub const SHARDS: usize = 8;
 /// A slot value meaning "has not happened".
 const NEVER: u64 = u64::MAX;
+/// Most messages [`Recorder::guest_away`] looks back over per talker (a stretch of 100,000
+/// messages is far longer than any guest stays between churn turns).
+const AWAY_WALK: u64 = 100_000;
 
 /// A histogram of microseconds with 3 significant digits.
 pub fn histogram() -> Histogram<u64> {
@@ -443,6 +446,8 @@ struct Inner {
     ops: Mutex<Ops>,
     /// `talkers × per_talker` slots, talker-major.
     slots: Vec<MessageSlot>,
+    /// Per talker: one past the highest sequence number written so far (0: none).
+    written: Vec<AtomicU64>,
     counters: Counters,
     errors: Mutex<BTreeMap<String, u64>>,
     guests: Mutex<Vec<GuestOutcome>>,
@@ -470,6 +475,7 @@ impl Recorder {
                 })
             })
             .collect();
+        let written = (0..plan.workload.talkers).map(|_| AtomicU64::new(0)).collect();
         Recorder {
             inner: Arc::new(Inner {
                 send_stop: AtomicU64::new(NEVER),
@@ -488,6 +494,7 @@ impl Recorder {
                     reopen: histogram(),
                 }),
                 slots: (0..n).map(|_| MessageSlot::new()).collect(),
+                written,
                 counters: Counters::default(),
                 errors: Mutex::new(BTreeMap::new()),
                 guests: Mutex::new(Vec::new()),
@@ -543,6 +550,35 @@ impl Recorder {
                 n.fetch_add(1, Relaxed);
             } else {
                 n.fetch_sub(1, Relaxed);
+            }
+        }
+    }
+
+    /// A guest of conversation `c`, open since `opened_at` µs, stops having it open now (a
+    /// churn turn or the reconnect storm), having received what `tracker` holds. A staged
+    /// run's live judgement ([`Recorder::live_step`]) waits for a delivery to every guest
+    /// open when a message was written; the messages written in this stretch that the guest
+    /// has not received are no longer waited for there (what it had to receive is judged
+    /// exactly at the end, from its intervals).
+    pub fn guest_away(&self, c: usize, opened_at: u64, tracker: &DeliveryTracker) {
+        let plan = &self.inner.plan;
+        if !plan.staged() {
+            return;
+        }
+        for (local, k) in plan.talkers_of(c).enumerate() {
+            let end = self.inner.written.get(k).map_or(0, |w| w.load(Relaxed));
+            for seq in (end.saturating_sub(AWAY_WALK)..end).rev() {
+                let Some(slot) = self.slot(k, seq) else { continue };
+                let sent = slot.sent.load(Relaxed);
+                if sent == NEVER {
+                    continue;
+                }
+                if sent < opened_at {
+                    break;
+                }
+                if !tracker.received(local, seq) {
+                    let _ = slot.receivers.fetch_update(Relaxed, Relaxed, |r| r.checked_sub(1));
+                }
             }
         }
     }
@@ -639,6 +675,9 @@ impl Recorder {
             slot.receivers.store(open, Relaxed);
             slot.intended.store(intended, Relaxed);
             slot.sent.store(sent, Relaxed);
+            if let Some(w) = self.inner.written.get(talker) {
+                w.fetch_max(seq + 1, Relaxed);
+            }
         }
         self.inner.counters.sent.fetch_add(1, Relaxed);
     }
@@ -1151,6 +1190,40 @@ mod tests {
         let c = coordinator.finish();
         assert_eq!((c.sent, c.acked, c.unanswered), (3, 1, 1));
         assert_eq!(c.time_to_last.len(), 1, "talker 0's #0 reached a guest; talker 1's facts never came here");
+    }
+
+    #[test]
+    fn a_guest_away_is_no_longer_waited_for_by_the_live_step() {
+        use crate::stages::Stage;
+        let workload = Workload { guests: 2, talkers: 1, readers: 0, rate: 10.0, duration: 1.0, ..Workload::DEFAULT };
+        let stages = vec![Stage { duration: 1.0, from: 10.0, to: 10.0 }];
+        let plan = Plan::new(
+            workload,
+            stages,
+            Schedule::new(&workload, 0.0, 0.0),
+            "t".into(),
+            "a".into(),
+            "s".into(),
+            "http://127.0.0.1:1".into(),
+        );
+        let rec = Recorder::new(Clock::start_now(), plan);
+        rec.guest_open_changed(0, true);
+        rec.guest_open_changed(0, true);
+        // Both guests open from 0; #0..#3 written at 100, 200, 300, 400 µs.
+        for seq in 0..4 {
+            rec.message_sent(0, seq, seq * 100 + 100, seq * 100 + 100);
+        }
+        // Guest A got #0 and #1, then dropped: #2 and #3 were in flight with its socket.
+        let mut a = DeliveryTracker::new(1, 10);
+        for seq in 0..2 {
+            a.observe(0, seq);
+            rec.delivery(0, 0, seq, seq * 100 + 100, seq * 100 + 150);
+        }
+        assert_eq!(rec.live_step(0, 1_000).pending, 2 * 4 - 2);
+        rec.guest_away(0, 0, &a);
+        rec.guest_open_changed(0, false);
+        let live = rec.live_step(0, 1_000);
+        assert_eq!((live.expected, live.pending), (8 - 2, 4), "B still owes #0..#3; A's #2 and #3 are not waited for");
     }
 
     #[test]
