@@ -88,6 +88,14 @@ pub struct RunArgs {
     /// How long the talkers send, e.g. 10s, 1m, 500ms.
     #[arg(long, value_parser = parse_secs, env = "SUPERGROUP_LOAD_DURATION")]
     pub duration: Option<f64>,
+    /// Churn: each second this share of the guests closes its conversation and socket and, after
+    /// a 500 ms pause, reconnects and opens it again; spread over the second, e.g. 5%/s.
+    #[arg(long, value_parser = parse_churn, value_name = "RATE", env = "SUPERGROUP_LOAD_CHURN")]
+    pub churn: Option<f64>,
+    /// Reconnect storm: this far into the send window every guest drops its socket at once (no
+    /// close) and all reconnect and reopen immediately, e.g. 20s.
+    #[arg(long, value_parser = parse_secs, value_name = "AT", env = "SUPERGROUP_LOAD_RECONNECT_STORM")]
+    pub reconnect_storm: Option<f64>,
     /// Time between the end of the ramp and the first message, for the last connections to settle.
     #[arg(long, value_parser = parse_secs, default_value = "2s", env = "SUPERGROUP_LOAD_SETTLE")]
     pub settle: f64,
@@ -215,6 +223,23 @@ pub fn parse_targets(s: &str) -> Result<Vec<String>, String> {
     Ok(nodes)
 }
 
+/// Parses a churn rate, `5%/s` or `5%` (per second either way), into a fraction per second.
+pub fn parse_churn(s: &str) -> Result<f64, String> {
+    let t = s.trim();
+    let t = t.strip_suffix("/s").unwrap_or(t).trim_end();
+    let pct = t
+        .strip_suffix('%')
+        .ok_or_else(|| format!("`{s}` is not a churn rate: give a percentage per second, e.g. 5%/s"))?;
+    let v: f64 = pct
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a churn rate: give a percentage per second, e.g. 5%/s"))?;
+    if !v.is_finite() || !(0.0..=100.0).contains(&v) {
+        return Err(format!("`{s}`: churn must be between 0%/s and 100%/s"));
+    }
+    Ok(v / 100.0)
+}
+
 /// Parses `10s`, `1.5s`, `500ms`, `2m`, `1h` or a bare number of seconds.
 pub fn parse_secs(s: &str) -> Result<f64, String> {
     let s = s.trim();
@@ -248,6 +273,15 @@ mod tests {
         assert_eq!(parse_secs("3"), Ok(3.0));
         assert!(parse_secs("-1s").is_err());
         assert!(parse_secs("fast").is_err());
+    }
+
+    #[test]
+    fn churn_rates() {
+        assert_eq!(parse_churn("5%/s"), Ok(0.05));
+        assert_eq!(parse_churn("2.5 %"), Ok(0.025));
+        assert!(parse_churn("5").is_err(), "a bare number is ambiguous");
+        assert!(parse_churn("150%/s").is_err());
+        assert!(parse_churn("-1%").is_err());
     }
 
     #[test]

@@ -9,8 +9,13 @@
 //! it finds a delivery's three load fields by scanning the text (no JSON
 //! parse on the hot path; other frames get a typed, borrowing parse), records the delivery, and stops when the guest's stop token is cancelled
 //! (the guest's `on_stop` transaction, or the end of the run), closing the
-//! socket cleanly. Every wait here is bounded.
+//! socket cleanly. With churn or a reconnect storm (see [`crate::churn`]) the
+//! same task also leaves (`close`, `closed`, clean close) or drops its socket
+//! on the guest's turns and rejoins, recording each stretch it had the
+//! conversation open as an [`Interval`] for the completeness count. Every
+//! wait here is bounded.
 
+use crate::churn::{CHURN_PAUSE, Disruption, REJOIN_ATTEMPTS, REJOIN_BACKOFF, Turns};
 use crate::completeness::{DeliveryTracker, Observation};
 use crate::context::Ctx;
 use crate::recorder::{GuestOutcome, Interval, IntervalEnd, SHARDS};
@@ -33,6 +38,8 @@ pub const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// The `ref` of the `open` request.
 const OPEN_REF: &str = "open";
+/// The `ref` of a churning guest's `close`.
+const CLOSE_REF: &str = "leave";
 
 /// Why a guest (or talker) could not join its conversation.
 #[derive(Debug, thiserror::Error)]
@@ -184,6 +191,9 @@ struct FrameHead<'a> {
     message: Option<MessageField<'a>>,
     #[serde(default, borrow)]
     code: Option<Cow<'a, str>>,
+    /// The `ref` of a reply (`closed` to a churning guest's `close`).
+    #[serde(rename = "ref", default, borrow)]
+    reference: Option<Cow<'a, str>>,
 }
 
 /// The `message` member: an object in a `message` frame, a string in an `error` frame.
@@ -260,87 +270,324 @@ fn digits_after<T: std::str::FromStr>(text: &str, key: &str) -> Option<T> {
     digits.parse().ok()
 }
 
-async fn receive(ctx: Ctx, session: Arc<GuestSession>, mut ws: Ws, opened_at: u64) {
-    let plan = &ctx.plan;
-    let rec = &ctx.recorder;
-    let clock = rec.clock();
-    let conversation = plan.guest_conversation(session.guest);
-    let conversations = plan.workload.conversations;
-    let mut tracker = DeliveryTracker::new(plan.workload.talkers_in(conversation), plan.messages_per_talker());
-    let shard = session.guest % SHARDS;
-    let mut closed_by_server_at = None;
-    loop {
-        let next = tokio::select! {
-            biased;
-            _ = session.stop.cancelled() => break,
-            next = ws.next() => next,
-        };
-        let arrival = Instant::now();
-        match next {
-            Some(Ok(Message::Text(t))) => {
-                // Fast path: a message of this run, found by its three load fields without
-                // parsing the frame; anything else goes through the typed parse below.
-                if let Some((k, seq, intended)) = scan_load_fields(t.as_str()) {
-                    if k % conversations != conversation {
-                        rec.error("guest: a message from another conversation");
-                    } else if tracker.observe(k / conversations, seq) != Observation::Unexpected {
-                        rec.delivery(shard, k, seq, intended, clock.micros_at(arrival));
-                    }
-                    continue;
-                }
-                let Ok(head) = serde_json::from_str::<FrameHead<'_>>(t.as_str()) else {
+/// How reading one connection ended.
+enum ReadEnd {
+    /// The run stopped the guest.
+    Stopped,
+    /// The server closed the connection (or it failed), at this time (µs).
+    ServerClosed(u64),
+    /// The first message's time became known: plan the turns.
+    StartKnown,
+    /// A churn turn or the reconnect storm is due.
+    Due(Disruption),
+}
+
+/// What a guest waits for besides frames.
+enum Due {
+    /// Nothing planned (no churn, no storm, or none left).
+    Never,
+    /// Turns are planned from the first message's time, not fixed yet.
+    WaitStart,
+    /// This disruption at this instant.
+    At(tokio::time::Instant, Disruption),
+}
+
+/// A frame that matters to the guest's own requests.
+#[derive(PartialEq)]
+enum Seen {
+    Other,
+    /// The `closed` answering the guest's `close` (a churn turn).
+    Closed,
+}
+
+/// A guest's receive side across its connections: the delivery tracker (kept over every
+/// re-open, so a duplicate or a reordering across a rejoin is still seen) and where it records.
+struct Receiver {
+    ctx: Ctx,
+    session: Arc<GuestSession>,
+    tracker: DeliveryTracker,
+    shard: usize,
+    conversation: usize,
+    /// On a connection re-opened after a leave or drop: deliveries go to the "returned" fan-out too.
+    returned: bool,
+}
+
+impl Receiver {
+    /// Handles one text frame that arrived at `arrival`.
+    fn on_text(&mut self, text: &str, arrival: Instant) -> Seen {
+        let rec = &self.ctx.recorder;
+        let conversations = self.ctx.plan.workload.conversations;
+        // Fast path: a message of this run, found by its three load fields without
+        // parsing the frame; anything else goes through the typed parse below.
+        let fields = match scan_load_fields(text) {
+            Some(f) => Some(f),
+            None => {
+                let Ok(head) = serde_json::from_str::<FrameHead<'_>>(text) else {
                     rec.error("guest: a frame that is not protocol");
-                    continue;
+                    return Seen::Other;
                 };
                 match head.kind.as_ref() {
-                    "message" => {
-                        // A message without load fields was not sent by this run: not counted.
-                        let Some((k, seq, intended)) = head.message.as_ref().and_then(load_fields) else { continue };
-                        if k % conversations != conversation {
-                            rec.error("guest: a message from another conversation");
-                            continue;
-                        }
-                        if tracker.observe(k / conversations, seq) != Observation::Unexpected {
-                            rec.delivery(shard, k, seq, intended, clock.micros_at(arrival));
-                        }
+                    // A message without load fields was not sent by this run: not counted.
+                    "message" => head.message.as_ref().and_then(load_fields),
+                    "error" => {
+                        rec.error(format!("guest: {}", head.code.as_deref().unwrap_or("error without code")));
+                        return Seen::Other;
                     }
-                    "error" => rec.error(format!("guest: {}", head.code.as_deref().unwrap_or("error without code"))),
-                    _ => {}
+                    "closed" if head.reference.as_deref() == Some(CLOSE_REF) => return Seen::Closed,
+                    _ => return Seen::Other,
                 }
             }
-            Some(Ok(Message::Close(c))) => {
-                let (code, reason) = c.map(|c| (Some(u16::from(c.code)), c.reason.to_string())).unwrap_or_default();
-                closed_by_server_at = Some(server_closed(&ctx, &session, code, reason, arrival, opened_at));
-                break;
-            }
-            Some(Ok(_)) => {}
-            Some(Err(e)) => {
-                let reason = short_error(&e.to_string());
-                closed_by_server_at = Some(server_closed(&ctx, &session, None, reason, arrival, opened_at));
-                break;
-            }
-            None => {
-                closed_by_server_at =
-                    Some(server_closed(&ctx, &session, None, "connection ended".into(), arrival, opened_at));
-                break;
+        };
+        let Some((k, seq, intended)) = fields else { return Seen::Other };
+        if k % conversations != self.conversation {
+            rec.error("guest: a message from another conversation");
+        } else if self.tracker.observe(k / conversations, seq) != Observation::Unexpected {
+            let at = rec.clock().micros_at(arrival);
+            if self.returned {
+                rec.delivery_returned(self.shard, k, seq, intended, at);
+            } else {
+                rec.delivery(self.shard, k, seq, intended, at);
             }
         }
+        Seen::Other
     }
-    if closed_by_server_at.is_none() {
-        close_cleanly(&mut ws).await;
+
+    /// Reads `ws` until the run stops the guest, the server closes it, or `due` comes.
+    async fn read(&mut self, ws: &mut Ws, due: Due, opened_at: u64) -> ReadEnd {
+        let (deadline, what) = match due {
+            Due::At(at, what) => (Some(at), Some(what)),
+            _ => (None, None),
+        };
+        // Polled only when armed: a guest without churn pays nothing per frame.
+        let sleep = tokio::time::sleep_until(deadline.unwrap_or_else(|| tokio::time::Instant::now() + DAY));
+        tokio::pin!(sleep);
+        let started = self.ctx.recorder.started();
+        let start_known = started.cancelled();
+        tokio::pin!(start_known);
+        let wait_start = matches!(due, Due::WaitStart);
+        loop {
+            let next = tokio::select! {
+                biased;
+                _ = self.session.stop.cancelled() => return ReadEnd::Stopped,
+                _ = &mut sleep, if what.is_some() => return ReadEnd::Due(what.expect("armed only with a disruption")),
+                _ = &mut start_known, if wait_start => return ReadEnd::StartKnown,
+                next = ws.next() => next,
+            };
+            let arrival = Instant::now();
+            let (code, reason) = match next {
+                Some(Ok(Message::Text(t))) => {
+                    self.on_text(t.as_str(), arrival);
+                    continue;
+                }
+                Some(Ok(Message::Close(c))) => {
+                    c.map(|c| (Some(u16::from(c.code)), c.reason.to_string())).unwrap_or_default()
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => (None, short_error(&e.to_string())),
+                None => (None, "connection ended".into()),
+            };
+            return ReadEnd::ServerClosed(server_closed(&self.ctx, &self.session, code, reason, arrival, opened_at));
+        }
     }
+
+    /// A churn turn: `close` the conversation, read until `closed` (deliveries still count),
+    /// close the socket cleanly. Every message acked before the `close` went out was stored
+    /// while the guest had the conversation open, so it must have arrived by `closed`.
+    async fn leave(&mut self, ws: &mut Ws) -> IntervalEnd {
+        let rec = self.ctx.recorder.clone();
+        let at = rec.clock().now_micros();
+        let frame = ClientFrame::Close {
+            reference: Some(CLOSE_REF.into()),
+            conversation_id: self.ctx.plan.conversation_id(self.conversation),
+        };
+        let text = serde_json::to_string(&frame).expect("frames always serialize");
+        match tokio::time::timeout(CLOSE_TIMEOUT, ws.send(Message::text(text))).await {
+            Ok(Ok(())) => {
+                let deadline = tokio::time::Instant::now() + CLOSE_TIMEOUT;
+                loop {
+                    let next = match tokio::time::timeout_at(deadline, ws.next()).await {
+                        Err(_) => {
+                            rec.error(format!("churn: no `closed` within {CLOSE_TIMEOUT:?}"));
+                            break;
+                        }
+                        Ok(next) => next,
+                    };
+                    let arrival = Instant::now();
+                    match next {
+                        Some(Ok(Message::Text(t))) => {
+                            if self.on_text(t.as_str(), arrival) == Seen::Closed {
+                                break;
+                            }
+                        }
+                        Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
+                            rec.error("churn: the connection ended before `closed`");
+                            break;
+                        }
+                        Some(Ok(_)) => {}
+                    }
+                }
+            }
+            Ok(Err(e)) => rec.error(format!("churn: close: {}", short_error(&e.to_string()))),
+            Err(_) => rec.error(format!("churn: close not written within {CLOSE_TIMEOUT:?}")),
+        }
+        close_cleanly(ws).await;
+        IntervalEnd::Left { at }
+    }
+
+    /// Reconnects and opens again: up to [`REJOIN_ATTEMPTS`] attempts, [`REJOIN_BACKOFF`]
+    /// apart, each failure counted. `None` when every attempt failed (the guest gives up) or
+    /// the run stopped.
+    async fn rejoin(&self) -> Option<Joined> {
+        let (ctx, stop) = (&self.ctx, &self.session.stop);
+        let plan = &ctx.plan;
+        let g = self.session.guest;
+        let c = ctx.recorder.counters();
+        let (conversation, user) = (plan.conversation_id(self.conversation), plan.guest_id(g));
+        for attempt in 0..REJOIN_ATTEMPTS {
+            if attempt > 0 {
+                tokio::select! {
+                    _ = stop.cancelled() => return None,
+                    _ = tokio::time::sleep(REJOIN_BACKOFF[attempt - 1]) => {}
+                }
+            }
+            let result = tokio::select! {
+                biased;
+                _ = stop.cancelled() => return None,
+                r = join(ctx, plan.guest_node(g), &user, &conversation, true) => r,
+            };
+            match result {
+                Ok(joined) => {
+                    ctx.recorder.rejoin_times(joined.connect, joined.open);
+                    c.rejoined.fetch_add(1, Relaxed);
+                    return Some(joined);
+                }
+                Err(e) => {
+                    match e {
+                        JoinError::Refused(_) => c.reopen_refused.fetch_add(1, Relaxed),
+                        _ => c.reconnect_failed.fetch_add(1, Relaxed),
+                    };
+                    ctx.recorder.error(format!("rejoin {}", e.key()));
+                }
+            }
+        }
+        c.rejoin_gave_up.fetch_add(1, Relaxed);
+        None
+    }
+}
+
+/// Far enough never to come within a run.
+const DAY: Duration = Duration::from_secs(86_400);
+
+/// The first message's time and the end of the turns (µs after it: the send window's end, or
+/// where a staged run stopped sending), once the first is fixed.
+fn turn_window(ctx: &Ctx) -> Option<(u64, u64)> {
+    let rec = &ctx.recorder;
+    let start = rec.send_start()?;
+    let window_end = start + (ctx.plan.workload.duration * 1e6) as u64;
+    Some((start, rec.send_stop().map_or(window_end, |s| s.min(window_end)).saturating_sub(start)))
+}
+
+/// The guest's next disruption, skipping (and counting) turns that passed while it was away.
+fn next_due(ctx: &Ctx, turns: &mut Turns) -> Due {
+    let rec = &ctx.recorder;
+    let Some((start, stop)) = turn_window(ctx) else { return Due::WaitStart };
+    let now = rec.clock().now_micros().saturating_sub(start);
+    rec.counters().leaves_skipped.fetch_add(turns.skip_past(now), Relaxed);
+    match turns.next(stop) {
+        None => Due::Never,
+        Some((at, what)) => Due::At(tokio::time::Instant::from_std(rec.clock().instant_at(start + at)), what),
+    }
+}
+
+async fn receive(ctx: Ctx, session: Arc<GuestSession>, ws: Ws, first_opened_at: u64) {
+    let plan = &ctx.plan;
+    let rec = ctx.recorder.clone();
     let c = rec.counters();
-    c.guests_connected.fetch_sub(1, Relaxed);
-    c.guests_open.fetch_sub(1, Relaxed);
-    rec.guest_open_changed(conversation, false);
+    let conversation = plan.guest_conversation(session.guest);
+    let mut turns = Turns::new(plan, session.guest);
+    let churns = turns.any();
+    let mut r = Receiver {
+        tracker: DeliveryTracker::new(plan.workload.talkers_in(conversation), plan.messages_per_talker()),
+        shard: session.guest % SHARDS,
+        conversation,
+        returned: false,
+        ctx: ctx.clone(),
+        session: session.clone(),
+    };
+    // The connection; `None` while away (a dropped socket is gone at once).
+    let (mut conn, mut opened_at) = (Some(ws), first_opened_at);
+    let mut intervals = Vec::new();
+    let mut closed_by_server_at = None;
+    // Connected with the conversation open: false while away and after giving up.
+    let mut open = true;
+    while let Some(ws) = conn.as_mut() {
+        let due = if churns { next_due(&ctx, &mut turns) } else { Due::Never };
+        let what = match r.read(ws, due, opened_at).await {
+            ReadEnd::StartKnown => continue,
+            ReadEnd::Stopped => {
+                close_cleanly(ws).await;
+                intervals.push(Interval { opened_at, end: IntervalEnd::Open });
+                break;
+            }
+            ReadEnd::ServerClosed(at) => {
+                intervals.push(Interval { opened_at, end: IntervalEnd::Open });
+                closed_by_server_at = Some(at);
+                break;
+            }
+            ReadEnd::Due(what) => what,
+        };
+        turns.taken(what);
+        let end = match what {
+            Disruption::Leave => {
+                c.leaves.fetch_add(1, Relaxed);
+                r.leave(ws).await
+            }
+            Disruption::Drop => {
+                c.drops.fetch_add(1, Relaxed);
+                IntervalEnd::Dropped { highest: r.tracker.highest() }
+            }
+        };
+        intervals.push(Interval { opened_at, end });
+        // A dropped socket goes without a word: dropping the stream closes the TCP connection.
+        drop(conn.take());
+        rec.guest_away(conversation, opened_at, &r.tracker);
+        open = false;
+        c.guests_connected.fetch_sub(1, Relaxed);
+        c.guests_open.fetch_sub(1, Relaxed);
+        rec.guest_open_changed(conversation, false);
+        if what == Disruption::Leave {
+            tokio::select! {
+                _ = session.stop.cancelled() => break,
+                _ = tokio::time::sleep(CHURN_PAUSE) => {}
+            }
+        }
+        let Some(joined) = r.rejoin().await else { break };
+        conn = Some(joined.ws);
+        opened_at = joined.opened_at;
+        open = true;
+        r.returned = true;
+        c.guests_connected.fetch_add(1, Relaxed);
+        c.guests_open.fetch_add(1, Relaxed);
+        rec.guest_open_changed(conversation, true);
+    }
+    // Turns left to a guest that gave up or was closed by the server are skipped, so turns
+    // taken + skipped = planned whenever every guest opened.
+    if let Some((_, stop)) = turn_window(&ctx).filter(|_| churns) {
+        c.leaves_skipped.fetch_add(turns.skip_past(stop), Relaxed);
+    }
+    if open {
+        c.guests_connected.fetch_sub(1, Relaxed);
+        c.guests_open.fetch_sub(1, Relaxed);
+        rec.guest_open_changed(conversation, false);
+    }
     rec.guest_finished(GuestOutcome {
         node: plan.guest_node(session.guest),
         conversation,
-        opened_at,
-        intervals: vec![Interval { opened_at, end: IntervalEnd::Open }],
-        open_at_end: closed_by_server_at.is_none(),
+        opened_at: first_opened_at,
+        intervals,
+        open_at_end: open && closed_by_server_at.is_none(),
         closed_by_server_at,
-        tracker,
+        tracker: r.tracker,
     });
 }
 

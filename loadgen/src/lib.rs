@@ -20,7 +20,9 @@
 //! - [`probe`]: the instrument's own lateness (a loopback socket read on the same runtime as the guests).
 //! - [`fdlimit`]: open-file limit check (one socket per guest on each side).
 //! - [`scenarios`]: goose scenarios (guests, talkers, REST readers) and their transactions.
-//! - [`guest`]: joining a conversation and a guest's receive task (stamps arrivals before parsing).
+//! - [`guest`]: joining a conversation and a guest's receive task (stamps arrivals before parsing;
+//!   leaves, drops and rejoins on its turns).
+//! - [`churn`]: when each guest leaves (`--churn`) or drops (`--reconnect-storm`), and the rejoin policy.
 //! - [`talker`]: the open-model sender and its ack reader.
 //! - [`clock`]: the run's one monotonic clock, in µs.
 //! - [`recorder`]: histograms, counters, errors, time series; [`completeness`]: per-guest exactly-once-in-order check.
@@ -32,6 +34,7 @@
 //!   the local broker, the clock offsets, the worker and the coordinator that merges them.
 
 pub mod charts;
+pub mod churn;
 pub mod cli;
 pub mod clock;
 pub mod compare;

@@ -24,6 +24,14 @@ pub struct Workload {
     pub ramp: f64,
     /// Seconds of sending.
     pub duration: f64,
+    /// Churn (`--churn`): the share of the guests that leaves and rejoins each second
+    /// (0.05 = 5%/s); 0 for none. Each turn is planned by [`crate::churn`].
+    #[serde(default)]
+    pub churn: f64,
+    /// Reconnect storm (`--reconnect-storm`): seconds into the send window at which every
+    /// guest drops its socket at once and all rejoin; `None` for none.
+    #[serde(default)]
+    pub reconnect_storm: Option<f64>,
 }
 
 impl Workload {
@@ -37,6 +45,8 @@ impl Workload {
         message_bytes: 100,
         ramp: 500.0,
         duration: 10.0,
+        churn: 0.0,
+        reconnect_storm: None,
     };
 
     /// The values of a named profile.
@@ -74,6 +84,8 @@ impl Workload {
             message_bytes: args.message_bytes.unwrap_or(base.message_bytes),
             ramp: args.ramp.unwrap_or(base.ramp),
             duration: args.duration.unwrap_or(base.duration),
+            churn: args.churn.unwrap_or(base.churn),
+            reconnect_storm: args.reconnect_storm.or(base.reconnect_storm),
         }
     }
 
@@ -107,6 +119,17 @@ impl Workload {
             self.message_bytes <= MAX_TEXT_CHARS,
             "--message-bytes must be at most {MAX_TEXT_CHARS} (the protocol's longest text)"
         );
+        anyhow::ensure!(
+            self.churn.is_finite() && (0.0..=1.0).contains(&self.churn),
+            "--churn must be between 0%/s and 100%/s"
+        );
+        if let Some(at) = self.reconnect_storm {
+            anyhow::ensure!(
+                at < self.duration,
+                "--reconnect-storm {at}s is not inside the send window ({}s): give a time before its end",
+                self.duration
+            );
+        }
         anyhow::ensure!(
             self.messages_per_talker() <= 10_000_000,
             "--rate × --duration is over 10 million messages per talker"

@@ -22,6 +22,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 /// Highest latency a histogram holds, in µs (one hour); larger values are clamped to it.
 pub const MAX_MICROS: u64 = 3_600_000_000;
@@ -29,6 +30,9 @@ pub const MAX_MICROS: u64 = 3_600_000_000;
 pub const SHARDS: usize = 8;
 /// A slot value meaning "has not happened".
 const NEVER: u64 = u64::MAX;
+/// Most messages [`Recorder::guest_away`] looks back over per talker (a stretch of 100,000
+/// messages is far longer than any guest stays between churn turns).
+const AWAY_WALK: u64 = 100_000;
 
 /// A histogram of microseconds with 3 significant digits.
 pub fn histogram() -> Histogram<u64> {
@@ -125,6 +129,9 @@ struct Shard {
     second: Histogram<u64>,
     /// Of a staged run: deliveries by the stage their message was intended in (empty otherwise).
     steps: Vec<Histogram<u64>>,
+    /// Deliveries to guests on a connection they re-opened after leaving or dropping (churn,
+    /// reconnect storm); also in `total`.
+    returned: Histogram<u64>,
     /// Deliveries recorded here, duplicates included (summed by [`Recorder::delivered`]: a
     /// counter per shard, under the lock already taken, instead of one atomic every guest hits).
     delivered: u64,
@@ -170,6 +177,8 @@ pub struct Counters {
     pub reconnect_failed: AtomicU64,
     /// Guests that gave up rejoining after every attempt.
     pub rejoin_gave_up: AtomicU64,
+    /// Churn turns that fell while their guest was away (or not open yet), skipped.
+    pub leaves_skipped: AtomicU64,
     pub sent: AtomicU64,
     pub acked: AtomicU64,
     pub send_failed: AtomicU64,
@@ -258,21 +267,78 @@ pub struct SecondSample {
     pub machine_cpu_pct: Option<f64>,
 }
 
-/// Leaving and rejoining, counted over the run.
+/// Completeness of one group of guests (those who stayed, came back, or left for good).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct GroupCounts {
+    pub guests: u64,
+    /// Deliveries that had to happen: only those sent while the guest had the conversation open.
+    pub expected: u64,
+    pub delivered: u64,
+    pub missing: u64,
+}
+
+impl GroupCounts {
+    fn count(&mut self, expected: u64, delivered: u64, missing: u64) {
+        self.guests += 1;
+        self.expected += expected;
+        self.delivered += delivered;
+        self.missing += missing;
+    }
+
+    fn add(&mut self, o: &GroupCounts) {
+        self.guests += o.guests;
+        self.expected += o.expected;
+        self.delivered += o.delivered;
+        self.missing += o.missing;
+    }
+}
+
+/// Leaving and rejoining (churn, reconnect storm), counted over the run.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ChurnCounts {
+    /// Churn turns taken: guests that closed the conversation and their socket.
     pub leaves: u64,
+    /// Churn turns skipped because their guest was still away (or had not opened yet).
+    #[serde(default)]
+    pub leaves_skipped: u64,
+    /// Guests that dropped their socket in the reconnect storm.
     pub drops: u64,
+    /// Leaves and drops followed by a successful reconnect and `open`.
     pub rejoined: u64,
+    /// Rejoin attempts whose `open` the server refused with an error frame (by code in the errors).
     pub reopen_refused: u64,
+    /// Rejoin attempts whose connect or `open` failed otherwise (refused connection, timeout, closed).
     pub reconnect_failed: u64,
+    /// Guests that failed every rejoin attempt and stayed away.
     pub rejoin_gave_up: u64,
     /// Guests with the conversation open when the run ended: the guest slots this run held.
     pub open_at_end: u64,
-    /// Guests that never left: how many, and their completeness.
-    pub stayed: u64,
-    pub stayed_expected: u64,
-    pub stayed_missing: u64,
+    /// Guests that never left, with their completeness.
+    #[serde(default)]
+    pub stayed: GroupCounts,
+    /// Guests that left or dropped and came back at least once.
+    #[serde(default)]
+    pub came_back: GroupCounts,
+    /// Guests that left or dropped and were not open at the end (gave up, or still rejoining).
+    #[serde(default)]
+    pub gone: GroupCounts,
+}
+
+impl ChurnCounts {
+    /// Adds another process's counts (a load worker's).
+    pub fn add(&mut self, o: &ChurnCounts) {
+        self.leaves += o.leaves;
+        self.leaves_skipped += o.leaves_skipped;
+        self.drops += o.drops;
+        self.rejoined += o.rejoined;
+        self.reopen_refused += o.reopen_refused;
+        self.reconnect_failed += o.reconnect_failed;
+        self.rejoin_gave_up += o.rejoin_gave_up;
+        self.open_at_end += o.open_at_end;
+        self.stayed.add(&o.stayed);
+        self.came_back.add(&o.came_back);
+        self.gone.add(&o.gone);
+    }
 }
 
 /// Completeness over all guests.
@@ -334,6 +400,8 @@ pub struct Finished {
     pub ack: Histogram<u64>,
     pub reconnect: Histogram<u64>,
     pub reopen: Histogram<u64>,
+    /// Fan-out of the deliveries on re-opened connections (also in `fanout`).
+    pub fanout_returned: Histogram<u64>,
     /// Churn and reconnect storm counts (all zero without them).
     pub churn: ChurnCounts,
     pub completeness: Completeness,
@@ -367,6 +435,8 @@ struct Inner {
     plan: Plan,
     /// The first message's intended time (µs), or [`NEVER`] until the conductor sets it.
     send_start: AtomicU64,
+    /// Cancelled once `send_start` is set (churning guests wait for it to plan their turns).
+    started: CancellationToken,
     /// No message intended at or after this (µs) is sent; [`NEVER`] unless a staged run crossed its line.
     send_stop: AtomicU64,
     stopped: Mutex<Option<Stopped>>,
@@ -376,6 +446,8 @@ struct Inner {
     ops: Mutex<Ops>,
     /// `talkers × per_talker` slots, talker-major.
     slots: Vec<MessageSlot>,
+    /// Per talker: one past the highest sequence number written so far (0: none).
+    written: Vec<AtomicU64>,
     counters: Counters,
     errors: Mutex<BTreeMap<String, u64>>,
     guests: Mutex<Vec<GuestOutcome>>,
@@ -398,10 +470,12 @@ impl Recorder {
                     total: histogram(),
                     second: coarse_histogram(),
                     steps: (0..steps).map(|_| histogram()).collect(),
+                    returned: histogram(),
                     delivered: 0,
                 })
             })
             .collect();
+        let written = (0..plan.workload.talkers).map(|_| AtomicU64::new(0)).collect();
         Recorder {
             inner: Arc::new(Inner {
                 send_stop: AtomicU64::new(NEVER),
@@ -410,6 +484,7 @@ impl Recorder {
                 clock,
                 plan,
                 send_start: AtomicU64::new(NEVER),
+                started: CancellationToken::new(),
                 shards,
                 ops: Mutex::new(Ops {
                     connect: histogram(),
@@ -419,6 +494,7 @@ impl Recorder {
                     reopen: histogram(),
                 }),
                 slots: (0..n).map(|_| MessageSlot::new()).collect(),
+                written,
                 counters: Counters::default(),
                 errors: Mutex::new(BTreeMap::new()),
                 guests: Mutex::new(Vec::new()),
@@ -442,6 +518,12 @@ impl Recorder {
     /// Fixes the first message's intended time (µs); only the first call counts.
     pub fn set_send_start(&self, micros: u64) {
         let _ = self.inner.send_start.compare_exchange(NEVER, micros, Relaxed, Relaxed);
+        self.inner.started.cancel();
+    }
+
+    /// Cancelled once the first message's time is fixed.
+    pub fn started(&self) -> CancellationToken {
+        self.inner.started.clone()
     }
 
     /// The first message's intended time (µs), once fixed.
@@ -468,6 +550,35 @@ impl Recorder {
                 n.fetch_add(1, Relaxed);
             } else {
                 n.fetch_sub(1, Relaxed);
+            }
+        }
+    }
+
+    /// A guest of conversation `c`, open since `opened_at` µs, stops having it open now (a
+    /// churn turn or the reconnect storm), having received what `tracker` holds. A staged
+    /// run's live judgement ([`Recorder::live_step`]) waits for a delivery to every guest
+    /// open when a message was written; the messages written in this stretch that the guest
+    /// has not received are no longer waited for there (what it had to receive is judged
+    /// exactly at the end, from its intervals).
+    pub fn guest_away(&self, c: usize, opened_at: u64, tracker: &DeliveryTracker) {
+        let plan = &self.inner.plan;
+        if !plan.staged() {
+            return;
+        }
+        for (local, k) in plan.talkers_of(c).enumerate() {
+            let end = self.inner.written.get(k).map_or(0, |w| w.load(Relaxed));
+            for seq in (end.saturating_sub(AWAY_WALK)..end).rev() {
+                let Some(slot) = self.slot(k, seq) else { continue };
+                let sent = slot.sent.load(Relaxed);
+                if sent == NEVER {
+                    continue;
+                }
+                if sent < opened_at {
+                    break;
+                }
+                if !tracker.received(local, seq) {
+                    let _ = slot.receivers.fetch_update(Relaxed, Relaxed, |r| r.checked_sub(1));
+                }
             }
         }
     }
@@ -512,6 +623,15 @@ impl Recorder {
     /// One delivery of message `seq` of (global) talker `talker`, intended at
     /// `intended` µs, arrived at `arrival` µs, at a guest using `shard`.
     pub fn delivery(&self, shard: usize, talker: usize, seq: u64, intended: u64, arrival: u64) {
+        self.record_delivery(shard, talker, seq, intended, arrival, false);
+    }
+
+    /// [`Recorder::delivery`] at a guest on a connection it re-opened (churn, reconnect storm).
+    pub fn delivery_returned(&self, shard: usize, talker: usize, seq: u64, intended: u64, arrival: u64) {
+        self.record_delivery(shard, talker, seq, intended, arrival, true);
+    }
+
+    fn record_delivery(&self, shard: usize, talker: usize, seq: u64, intended: u64, arrival: u64, returned: bool) {
         let latency = arrival.saturating_sub(intended).max(1);
         {
             let step = if self.inner.plan.staged() { self.inner.plan.timeline.stage_of(seq) } else { usize::MAX };
@@ -519,6 +639,9 @@ impl Recorder {
             s.total.saturating_record(latency);
             s.second.saturating_record(latency);
             s.delivered += 1;
+            if returned {
+                s.returned.saturating_record(latency);
+            }
             if let Some(h) = s.steps.get_mut(step) {
                 h.saturating_record(latency);
             }
@@ -552,6 +675,9 @@ impl Recorder {
             slot.receivers.store(open, Relaxed);
             slot.intended.store(intended, Relaxed);
             slot.sent.store(sent, Relaxed);
+            if let Some(w) = self.inner.written.get(talker) {
+                w.fetch_max(seq + 1, Relaxed);
+            }
         }
         self.inner.counters.sent.fetch_add(1, Relaxed);
     }
@@ -742,9 +868,11 @@ impl Recorder {
     pub fn finish(&self) -> Finished {
         let plan = &self.inner.plan;
         let per = plan.messages_per_talker();
-        let mut fanout = histogram();
+        let (mut fanout, mut fanout_returned) = (histogram(), histogram());
         for shard in &self.inner.shards {
-            let _ = fanout.add(&lock(shard).total);
+            let s = lock(shard);
+            let _ = fanout.add(&s.total);
+            let _ = fanout_returned.add(&s.returned);
         }
         let mut time_to_last = histogram();
         for slot in &self.inner.slots {
@@ -799,11 +927,14 @@ impl Recorder {
                 .collect();
             let missing: Vec<(usize, u64, u64)> =
                 expected.iter().copied().filter(|&(t, s, _)| !g.tracker.received(t, s)).collect();
-            if g.intervals.len() <= 1 {
-                churn.stayed += 1;
-                churn.stayed_expected += expected.len() as u64;
-                churn.stayed_missing += missing.len() as u64;
-            }
+            let group = if g.intervals.len() > 1 {
+                &mut churn.came_back
+            } else if g.intervals.iter().all(|iv| iv.end == IntervalEnd::Open) {
+                &mut churn.stayed
+            } else {
+                &mut churn.gone
+            };
+            group.count(expected.len() as u64, g.tracker.delivered, missing.len() as u64);
             if !steps.is_empty() {
                 for &(_, seq, _) in &expected {
                     steps[plan.timeline.stage_of(seq)].expected += 1;
@@ -857,11 +988,13 @@ impl Recorder {
         churn.reopen_refused = c.reopen_refused.load(Relaxed);
         churn.reconnect_failed = c.reconnect_failed.load(Relaxed);
         churn.rejoin_gave_up = c.rejoin_gave_up.load(Relaxed);
+        churn.leaves_skipped = c.leaves_skipped.load(Relaxed);
         churn.open_at_end = lock(&self.inner.guests).iter().filter(|g| g.open_at_end).count() as u64;
         Finished {
             nodes,
             reconnect: ops.reconnect.clone(),
             reopen: ops.reopen.clone(),
+            fanout_returned,
             churn,
             steps,
             stopped: lock(&self.inner.stopped).clone(),
@@ -1002,7 +1135,8 @@ mod tests {
         let f = rec.finish();
         assert_eq!(f.completeness.expected, 4, "#0, #1, #3, #4");
         assert_eq!(f.completeness.missing, 2, "#1 and #3");
-        assert_eq!((f.churn.stayed, f.churn.open_at_end), (0, 0));
+        assert_eq!((f.churn.stayed.guests, f.churn.came_back.guests, f.churn.open_at_end), (0, 1, 0));
+        assert_eq!((f.churn.came_back.expected, f.churn.came_back.missing), (4, 2));
     }
 
     #[test]
@@ -1056,6 +1190,40 @@ mod tests {
         let c = coordinator.finish();
         assert_eq!((c.sent, c.acked, c.unanswered), (3, 1, 1));
         assert_eq!(c.time_to_last.len(), 1, "talker 0's #0 reached a guest; talker 1's facts never came here");
+    }
+
+    #[test]
+    fn a_guest_away_is_no_longer_waited_for_by_the_live_step() {
+        use crate::stages::Stage;
+        let workload = Workload { guests: 2, talkers: 1, readers: 0, rate: 10.0, duration: 1.0, ..Workload::DEFAULT };
+        let stages = vec![Stage { duration: 1.0, from: 10.0, to: 10.0 }];
+        let plan = Plan::new(
+            workload,
+            stages,
+            Schedule::new(&workload, 0.0, 0.0),
+            "t".into(),
+            "a".into(),
+            "s".into(),
+            "http://127.0.0.1:1".into(),
+        );
+        let rec = Recorder::new(Clock::start_now(), plan);
+        rec.guest_open_changed(0, true);
+        rec.guest_open_changed(0, true);
+        // Both guests open from 0; #0..#3 written at 100, 200, 300, 400 µs.
+        for seq in 0..4 {
+            rec.message_sent(0, seq, seq * 100 + 100, seq * 100 + 100);
+        }
+        // Guest A got #0 and #1, then dropped: #2 and #3 were in flight with its socket.
+        let mut a = DeliveryTracker::new(1, 10);
+        for seq in 0..2 {
+            a.observe(0, seq);
+            rec.delivery(0, 0, seq, seq * 100 + 100, seq * 100 + 150);
+        }
+        assert_eq!(rec.live_step(0, 1_000).pending, 2 * 4 - 2);
+        rec.guest_away(0, 0, &a);
+        rec.guest_open_changed(0, false);
+        let live = rec.live_step(0, 1_000);
+        assert_eq!((live.expected, live.pending), (8 - 2, 4), "B still owes #0..#3; A's #2 and #3 are not waited for");
     }
 
     #[test]

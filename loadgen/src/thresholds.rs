@@ -3,7 +3,8 @@
 //! `METRIC OP VALUE` with `OP` one of `<`, `<=`, `>`, `>=`, `==`, `!=`.
 //!
 //! Metrics (see [`METRICS`]): latency statistics are
-//! `{fanout,time_to_last,connect,open,ack,instrument}.{min,mean,p50,p90,p95,p99,p999,max}`,
+//! `{fanout,time_to_last,connect,open,ack,instrument,reconnect,reopen}.{min,mean,p50,p90,p95,p99,p999,max}`
+//! (`reconnect` and `reopen`: the rejoins of churn and the reconnect storm),
 //! compared in milliseconds (a bare number is ms; `us`, `ms`, `s`, `m` are
 //! accepted); counts (`loss`, `errors`, `delivered`, ...) are plain numbers
 //! (`1e6`, `1_000` accepted); `loss_ratio` is a fraction (`0.1%` accepted);
@@ -28,7 +29,7 @@ pub enum Kind {
 }
 
 const STATS: [&str; 8] = ["min", "mean", "p50", "p90", "p95", "p99", "p999", "max"];
-const LATENCIES: [&str; 6] = ["fanout", "time_to_last", "connect", "open", "ack", "instrument"];
+const LATENCIES: [&str; 8] = ["fanout", "time_to_last", "connect", "open", "ack", "instrument", "reconnect", "reopen"];
 
 /// Every metric that is not a latency statistic, with its kind and meaning.
 pub const METRICS: &[(&str, Kind, &str)] = &[
@@ -46,6 +47,9 @@ pub const METRICS: &[(&str, Kind, &str)] = &[
     ("sent", Kind::Count, "messages written by talkers"),
     ("acked", Kind::Count, "messages acknowledged by the server"),
     ("deliveries_per_sec", Kind::Count, "mean deliveries per second over the send window"),
+    ("rejoined", Kind::Count, "guests that reconnected and re-opened after leaving (churn) or dropping (storm)"),
+    ("rejoin_failed", Kind::Count, "rejoin attempts refused or failed"),
+    ("rejoin_gave_up", Kind::Count, "guests that failed every rejoin attempt"),
     ("server.rss_per_guest", Kind::Bytes, "server memory growth per connected idle guest"),
     ("server.rss_peak", Kind::Bytes, "server peak resident memory"),
     ("server.cpu_mean", Kind::Percent, "server CPU over the send window, % of one core"),

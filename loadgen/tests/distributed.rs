@@ -364,3 +364,39 @@ fn workers_spread_guests_over_the_nodes_and_the_nodes_add_up() {
     assert_eq!(s.completeness.missing, 0);
     drop(rt);
 }
+
+/// Churn and a reconnect storm with two load workers: each worker plays its own guests' turns
+/// from the one plan, and the coordinator adds up what they did. Every planned turn is taken
+/// or skipped (its guest still away from the storm), every leave and drop rejoins, nothing is
+/// missing, and every guest holds its slot again at the end.
+#[test]
+fn churn_and_a_storm_work_with_workers() {
+    let _turn = RUN_LOCK.blocking_lock();
+    let out = scratch("workers-churn");
+    let mut cmd = Command::new(EXE);
+    let mut flags = small_flags(&out);
+    let d = flags.iter().position(|f| f == "--duration").unwrap();
+    flags[d + 1] = "3s".into();
+    cmd.args(flags).args(["--churn", "10%/s", "--reconnect-storm", "1.3s"]);
+    cmd.args(["--workers", "2"]);
+    let o = run_bounded(cmd, Duration::from_secs(90));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&o.stderr));
+    let s = summary_of(&out);
+    let ch = s.churn.as_ref().expect("churn is reported");
+    let n = &ch.counts;
+    // 10%/s of 30 guests over 3 s: turns at 0.17 s, 0.5 s, ... 2.83 s.
+    assert_eq!(ch.leaves_planned, 9, "{ch:?}");
+    assert_eq!(n.leaves + n.leaves_skipped, 9, "{ch:?}");
+    assert!(n.drops > 0 && n.drops <= 30, "{ch:?}");
+    assert_eq!(n.rejoined, n.leaves + n.drops, "{ch:?}");
+    assert_eq!((n.reopen_refused, n.reconnect_failed, n.rejoin_gave_up), (0, 0, 0), "{ch:?}");
+    assert_eq!(ch.reconnect.count, n.rejoined, "the workers' rejoin histograms are merged");
+    assert_eq!(n.open_at_end, 30);
+    assert_eq!(n.stayed.guests + n.came_back.guests + n.gone.guests, 30);
+    let c = &s.completeness;
+    assert_eq!((c.missing, c.duplicates, c.out_of_order), (0, 0, 0), "{c:?}");
+    assert_eq!(ch.fanout_first.count + ch.fanout_returned.count, c.delivered);
+    assert!(s.lossy.is_empty(), "{:?}", s.lossy);
+    assert_eq!(s.workers.len(), 2);
+}

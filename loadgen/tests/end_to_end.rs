@@ -376,3 +376,144 @@ fn a_lossy_run_says_so_first_and_exits_3() {
     assert!(html.contains("<p class=\"lossy\"><strong>LOSSY"), "the headline is marked");
     let _ = std::fs::remove_dir_all(&out);
 }
+
+/// Churn on a healthy server: every planned turn is taken (10%/s of 50 guests over 4 s is 20
+/// turns, guests 0 to 19 once each), every leaver comes back, and completeness stays exact:
+/// nothing missing, though the guests who came back were not expected what was sent while away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn churn_takes_every_planned_turn_and_keeps_completeness_exact() {
+    let _turn = RUN_LOCK.lock().await;
+    let server = spawn(Config::for_tests()).await.unwrap();
+    let out = scratch("churn");
+    let mut args = small_run(Some(server.base_url()), out.clone());
+    args.guests = Some(50);
+    args.talkers = Some(1);
+    args.readers = Some(0);
+    args.rate = Some(10.0);
+    args.duration = Some(4.0);
+    args.drain = 4.0;
+    args.churn = Some(0.10);
+    let s = supergroup_load::run::run(&args).await.unwrap().summary;
+    server.stop().await.unwrap();
+    let ch = s.churn.as_ref().expect("a churn run reports churn");
+    let n = &ch.counts;
+    assert_eq!(ch.leaves_planned, 20, "{ch:?}");
+    assert_eq!((n.leaves, n.leaves_skipped, n.drops), (20, 0, 0), "{ch:?}");
+    assert_eq!((n.rejoined, n.reopen_refused, n.reconnect_failed, n.rejoin_gave_up), (20, 0, 0, 0), "{ch:?}");
+    assert_eq!(ch.rejoins_unfinished, 0);
+    assert_eq!((ch.reconnect.count, ch.reopen.count), (20, 20), "rejoins timed apart from the first joins");
+    assert_eq!((s.latency.connect.count, s.latency.open.count), (50, 50));
+    assert_eq!(n.open_at_end, 50, "every guest holds its slot again at the end");
+    assert_eq!((n.stayed.guests, n.came_back.guests, n.gone.guests), (30, 20, 0));
+    let c = &s.completeness;
+    assert_eq!((c.missing, c.duplicates, c.out_of_order, c.unexpected), (0, 0, 0, 0), "{c:?}");
+    assert_eq!(c.guests_complete, 50);
+    assert_eq!(n.stayed.expected, 30 * 40, "the guests who stayed expect every message");
+    assert!(n.came_back.expected < 20 * 40, "a guest away for 500 ms at 10 msg/s is not expected what it missed");
+    assert_eq!(n.stayed.expected + n.came_back.expected, c.expected);
+    assert!(ch.fanout_returned.count > 0 && ch.fanout_first.count + ch.fanout_returned.count == c.delivered);
+    assert!(s.lossy.is_empty(), "{:?}", s.lossy);
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(md.contains("Churn and reconnects") && md.contains("rejoined 20 of 20"), "the report shows churn");
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(json["churn"]["leaves"], 20);
+    assert_eq!(json["churn"]["reconnect"]["count"], 20);
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+/// A reconnect storm: every guest drops its socket without a word at 1 s and all come back;
+/// nothing sent while they had it open is missing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconnect_storm_brings_every_guest_back() {
+    let _turn = RUN_LOCK.lock().await;
+    let server = spawn(Config::for_tests()).await.unwrap();
+    let out = scratch("storm");
+    let mut args = small_run(Some(server.base_url()), out.clone());
+    args.guests = Some(60);
+    args.talkers = Some(1);
+    args.readers = Some(0);
+    args.rate = Some(10.0);
+    args.duration = Some(3.0);
+    args.drain = 4.0;
+    args.reconnect_storm = Some(1.0);
+    let s = supergroup_load::run::run(&args).await.unwrap().summary;
+    server.stop().await.unwrap();
+    let ch = s.churn.as_ref().expect("a storm run reports it");
+    let n = &ch.counts;
+    assert_eq!((n.drops, n.leaves, ch.leaves_planned), (60, 0, 0), "{ch:?}");
+    assert_eq!((n.rejoined, n.reopen_refused, n.reconnect_failed, n.rejoin_gave_up), (60, 0, 0, 0), "{ch:?}");
+    assert_eq!((ch.reconnect.count, ch.reopen.count), (60, 60));
+    assert_eq!((n.open_at_end, n.came_back.guests, n.stayed.guests), (60, 60, 0));
+    let c = &s.completeness;
+    assert_eq!((c.missing, c.duplicates, c.out_of_order, c.unexpected), (0, 0, 0, 0), "{c:?}");
+    assert_eq!(s.errors.total, 0, "{:?}", s.errors.by_kind);
+    assert!(s.lossy.is_empty(), "{:?}", s.lossy);
+    assert!(supergroup_load::report::tables::headline(&s).contains("rejoined 60 of 60 (refused 0"));
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+/// Another guest user takes the first guest slot a churning guest frees (the server's guest
+/// limit is the run's guest count), so that guest's rejoin is refused with
+/// `guest_limit_reached`: counted by code, shown, and the run is not green. The squatter waits
+/// until the first message is stored (every guest of the run has opened by then), then asks to
+/// open every 20 ms until admitted, and holds the slot to the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_rejoins_are_counted_by_code_and_the_run_is_not_green() {
+    use std::time::Duration;
+    use supergroup_protocol::client::{Realtime, Rest};
+    use supergroup_protocol::frames::{ServerFrame, Ui};
+    use supergroup_protocol::rest::PageQuery;
+    let _turn = RUN_LOCK.lock().await;
+    let mut config = Config::for_tests();
+    config.apps[0].guest_limit = Some(20);
+    let server = spawn(config).await.unwrap();
+    let out = scratch("churn-refused");
+    let mut args = small_run(Some(server.base_url()), out.clone());
+    args.guests = Some(20);
+    args.talkers = Some(1);
+    args.readers = Some(0);
+    args.rate = Some(10.0);
+    args.duration = Some(3.0);
+    args.drain = 4.0;
+    args.churn = Some(0.10);
+    args.run_id = Some("lg-churn-refused".into());
+    let rest = Rest::new(&server.base_url(), "demo", "sk_demo");
+    let cid = "lg-churn-refused-room-0".to_string();
+    let squatter = tokio::spawn(async move {
+        for _ in 0..600 {
+            let page = rest.messages(&cid, &PageQuery { limit: Some("1".into()), starting_after: None }).await;
+            if page.is_ok_and(|p| !p.data.is_empty()) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let mut rt = Realtime::connect(&rest.realtime_url(&rest.token("squatter"))).await.unwrap();
+        for _ in 0..500 {
+            if let Ok(ServerFrame::Opened { .. }) = rt.open(&cid, Ui::Chatbox, true, Duration::from_secs(5)).await {
+                return Some(rt);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        None
+    });
+    let s = supergroup_load::run::run(&args).await.unwrap().summary;
+    let held = squatter.await.unwrap();
+    server.stop().await.unwrap();
+    assert!(held.is_some(), "the squatter got a slot a churning guest freed");
+    let ch = s.churn.as_ref().unwrap();
+    let n = &ch.counts;
+    // 10%/s of 20 guests over 3 s: 6 turns, guests 0 to 5 once each, all open by then.
+    assert_eq!((ch.leaves_planned, n.leaves, n.leaves_skipped), (6, 6, 0), "{ch:?}");
+    assert!(n.reopen_refused >= 1, "{ch:?}");
+    assert_eq!(ch.refused_by_code.get("guest_limit_reached"), Some(&n.reopen_refused), "{ch:?}");
+    assert_eq!(s.errors.by_kind.get("rejoin open: guest_limit_reached"), Some(&n.reopen_refused));
+    assert!(n.rejoined < n.leaves, "at least one leaver did not get back in time: {ch:?}");
+    assert!(n.open_at_end <= 19, "the squatter holds one of the 20 slots: {ch:?}");
+    assert_eq!(s.completeness.missing, 0, "a guest kept out is not expected what it could not receive");
+    assert!(s.lossy_unjudged(), "refused rejoins make the run not green");
+    let headline = supergroup_load::report::tables::headline(&s);
+    assert!(headline.starts_with("LOSSY") && headline.contains("rejoin opens refused"), "{headline}");
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("class=\"lossy\""), "amber, not green");
+    let _ = std::fs::remove_dir_all(&out);
+}

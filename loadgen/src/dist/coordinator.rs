@@ -594,6 +594,9 @@ fn merge(
         add(&mut f.ack, &r.ack)?;
         add(&mut f.reconnect, &r.reconnect)?;
         add(&mut f.reopen, &r.reopen)?;
+        if !r.fanout_returned.is_empty() {
+            add(&mut f.fanout_returned, &r.fanout_returned)?;
+        }
         let c = &r.completeness;
         let m = &mut f.completeness;
         m.expected += c.expected;
@@ -605,17 +608,7 @@ fn merge(
         m.unexpected += c.unexpected;
         m.guests += c.guests;
         m.guests_complete += c.guests_complete;
-        let ch = &mut f.churn;
-        ch.leaves += r.churn.leaves;
-        ch.drops += r.churn.drops;
-        ch.rejoined += r.churn.rejoined;
-        ch.reopen_refused += r.churn.reopen_refused;
-        ch.reconnect_failed += r.churn.reconnect_failed;
-        ch.rejoin_gave_up += r.churn.rejoin_gave_up;
-        ch.open_at_end += r.churn.open_at_end;
-        ch.stayed += r.churn.stayed;
-        ch.stayed_expected += r.churn.stayed_expected;
-        ch.stayed_missing += r.churn.stayed_missing;
+        f.churn.add(&r.churn);
         for (k, v) in &r.errors {
             *f.errors.entry(k.clone()).or_insert(0) += v;
         }

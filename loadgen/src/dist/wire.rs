@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// The schema version; bumped on any change a peer of another version would misread.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 /// Facts per [`FactBatch`] and per [`TableChunk`]: about 60 bytes each in JSON, so a
 /// batch is at most about 300 KB, under NATS's default 1 MiB payload.
@@ -187,6 +187,9 @@ pub struct WorkerResult {
     pub ack: String,
     pub reconnect: String,
     pub reopen: String,
+    /// Fan-out at guests on re-opened connections (churn, reconnect storm).
+    #[serde(default)]
+    pub fanout_returned: String,
     pub instrument: String,
     pub completeness: Completeness,
     pub churn: ChurnCounts,

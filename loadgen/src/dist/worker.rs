@@ -225,6 +225,7 @@ pub async fn run(args: &WorkerArgs) -> anyhow::Result<()> {
         ack: encode_histogram(&finished.ack),
         reconnect: encode_histogram(&finished.reconnect),
         reopen: encode_histogram(&finished.reopen),
+        fanout_returned: encode_histogram(&finished.fanout_returned),
         instrument: encode_histogram(&instrument),
         completeness: finished.completeness.clone(),
         churn: finished.churn.clone(),

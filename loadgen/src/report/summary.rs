@@ -6,7 +6,7 @@
 use crate::cli::Profile;
 use crate::fdlimit::FileLimits;
 use crate::plan::Plan;
-use crate::recorder::{Completeness, Finished, NodeShare, SecondSample};
+use crate::recorder::{ChurnCounts, Completeness, Finished, GroupCounts, NodeShare, SecondSample};
 use crate::report::tables::count;
 use crate::steps::{StepReport, StopRule};
 use crate::thresholds::Verdict;
@@ -99,6 +99,87 @@ pub struct Histograms {
     /// The instrument delay probe, same encoding (empty in summaries from before it existed).
     #[serde(default)]
     pub instrument: String,
+    /// Of a run with churn or a reconnect storm: connect and `open` of the rejoins, and fan-out
+    /// at guests on re-opened connections, same encoding (empty otherwise).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reconnect: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reopen: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub fanout_returned: String,
+}
+
+/// Churn (`--churn`) and the reconnect storm (`--reconnect-storm`): what was planned, what
+/// happened, the rejoins' latency apart from the first joins', and completeness per group.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ChurnFigures {
+    /// `--churn` as a fraction of the guests per second (0 without churn).
+    pub churn_per_sec: f64,
+    /// How long a churning guest stays away before reconnecting, ms.
+    pub pause_ms: u64,
+    /// `--reconnect-storm`: seconds into the send window.
+    pub storm_at_s: Option<f64>,
+    /// Churn turns the rate planned within the send window as it ran.
+    pub leaves_planned: u64,
+    /// Leaves, drops, rejoins, refusals, failures, guests that gave up, slots held at the end;
+    /// completeness of the guests who stayed, came back, or were gone at the end.
+    #[serde(flatten)]
+    pub counts: ChurnCounts,
+    /// Rejoin `open`s refused, by error code (`guest_limit_reached`: the server had not freed a slot).
+    pub refused_by_code: BTreeMap<String, u64>,
+    /// Leaves and drops that neither rejoined nor gave up (the run ended during the rejoin).
+    pub rejoins_unfinished: u64,
+    /// Connect and `open` → `opened` of the rejoins (the first joins are in `latency`).
+    pub reconnect: Stats,
+    pub reopen: Stats,
+    /// Fan-out of deliveries on first connections, and on re-opened ones.
+    pub fanout_first: Stats,
+    pub fanout_returned: Stats,
+}
+
+impl ChurnFigures {
+    fn build(plan: &Plan, window_s: f64, f: &Finished) -> Option<ChurnFigures> {
+        let w = &plan.workload;
+        if w.churn <= 0.0 && w.reconnect_storm.is_none() {
+            return None;
+        }
+        let mut first = f.fanout.clone();
+        // Every returned delivery is also in the total, recorded into histograms of one shape.
+        let _ = first.subtract(&f.fanout_returned);
+        let ch = &f.churn;
+        Some(ChurnFigures {
+            churn_per_sec: w.churn,
+            pause_ms: crate::churn::CHURN_PAUSE.as_millis() as u64,
+            storm_at_s: w.reconnect_storm,
+            leaves_planned: crate::churn::planned_leaves(w, window_s),
+            refused_by_code: f
+                .errors
+                .iter()
+                .filter_map(|(k, v)| Some((k.strip_prefix("rejoin open: ")?.to_string(), *v)))
+                .filter(|(k, _)| !k.contains(' '))
+                .collect(),
+            rejoins_unfinished: (ch.leaves + ch.drops).saturating_sub(ch.rejoined + ch.rejoin_gave_up),
+            reconnect: Stats::of(&f.reconnect),
+            reopen: Stats::of(&f.reopen),
+            fanout_first: Stats::of(&first),
+            fanout_returned: Stats::of(&f.fanout_returned),
+            counts: ch.clone(),
+        })
+    }
+
+    /// Rejoin attempts that failed: refused `open`s plus failed connects and `open`s.
+    pub fn rejoin_failures(&self) -> u64 {
+        self.counts.reopen_refused + self.counts.reconnect_failed
+    }
+
+    /// The guests who came back, and those who stayed.
+    pub fn groups(&self) -> [(&'static str, GroupCounts); 3] {
+        [
+            ("stayed (never left)", self.counts.stayed),
+            ("came back (left or dropped, re-opened)", self.counts.came_back),
+            ("gone at the end (left or dropped, not re-opened)", self.counts.gone),
+        ]
+    }
 }
 
 /// Serializes a histogram (HdrHistogram V2 with deflate, then base64).
@@ -275,6 +356,9 @@ pub struct Summary {
     /// Of a staged run (`--step-rate`, `--stages`): the limit it found, one row per step.
     #[serde(default)]
     pub steps: Option<StepReport>,
+    /// Of a run with `--churn` or `--reconnect-storm`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub churn: Option<ChurnFigures>,
     /// Per node of the target (`--target URL1,URL2,...`, one entry for a single server): which
     /// share of the guests and talkers went where, and how complete each node's guests were.
     #[serde(default)]
@@ -388,7 +472,11 @@ impl Summary {
             let stop_s = f.send_stop.map(|stop| stop as f64 / 1e6 - sched.send_start);
             StepReport::build(&ctx.stop_rules, t.stages(), &windows, &f.steps, f.stopped.clone(), stop_s)
         });
-        let lossy = lossy_reasons(f, steps.as_ref());
+        let churn = ChurnFigures::build(plan, window, f);
+        let mut lossy = lossy_reasons(f, steps.as_ref());
+        if let Some(ch) = &churn {
+            lossy.extend(rejoin_reasons(ch));
+        }
         let own_cpu: Vec<f64> = f.series.iter().filter(in_window).filter_map(|s| s.loadgen_cpu_pct).collect();
         let others: Vec<f64> = f
             .series
@@ -453,6 +541,7 @@ impl Summary {
             passed: true,
             lossy,
             steps,
+            churn,
             nodes: f.nodes.clone(),
             workers: Vec::new(),
             clock: None,
@@ -466,6 +555,13 @@ impl Summary {
                 ack: encode_histogram(&f.ack),
                 steps: f.steps.iter().map(|s| encode_histogram(&s.histogram)).collect(),
                 instrument: ctx.instrument.as_ref().map(encode_histogram).unwrap_or_default(),
+                reconnect: if f.reconnect.is_empty() { String::new() } else { encode_histogram(&f.reconnect) },
+                reopen: if f.reopen.is_empty() { String::new() } else { encode_histogram(&f.reopen) },
+                fanout_returned: if f.fanout_returned.is_empty() {
+                    String::new()
+                } else {
+                    encode_histogram(&f.fanout_returned)
+                },
             },
             plan: ctx.plan,
         }
@@ -487,12 +583,15 @@ impl Summary {
                 "open" => Some(&l.open),
                 "ack" => Some(&l.ack),
                 "instrument" => Some(&l.instrument),
+                "reconnect" => self.churn.as_ref().map(|c| &c.reconnect),
+                "reopen" => self.churn.as_ref().map(|c| &c.reopen),
                 _ => None,
             };
             if let Some(s) = stats {
                 return s.get(stat);
             }
         }
+        let churn = self.churn.clone().unwrap_or_default();
         let c = &self.completeness;
         let server = self.server.as_ref();
         Some(match name {
@@ -510,6 +609,9 @@ impl Summary {
             "sent" => self.messages.sent as f64,
             "acked" => self.messages.acked as f64,
             "deliveries_per_sec" => self.throughput.deliveries_per_sec,
+            "rejoined" => churn.counts.rejoined as f64,
+            "rejoin_failed" => churn.rejoin_failures() as f64,
+            "rejoin_gave_up" => churn.counts.rejoin_gave_up as f64,
             "server.rss_per_guest" => server?.rss_per_guest_bytes?,
             "server.rss_peak" => server?.rss_peak_kib? as f64 * 1024.0,
             "server.cpu_mean" => server?.cpu_mean_pct?,
@@ -517,6 +619,22 @@ impl Summary {
             _ => return None,
         })
     }
+}
+
+/// Rejoins that failed make a run not green, whatever its deliveries did.
+fn rejoin_reasons(ch: &ChurnFigures) -> Vec<String> {
+    let mut why = Vec::new();
+    if ch.counts.reopen_refused > 0 {
+        let codes: Vec<String> = ch.refused_by_code.iter().map(|(k, v)| format!("{k} {}", count(*v))).collect();
+        why.push(format!("{} rejoin opens refused ({})", count(ch.counts.reopen_refused), codes.join(", ")));
+    }
+    if ch.counts.reconnect_failed > 0 {
+        why.push(format!("{} rejoin connects or opens failed", count(ch.counts.reconnect_failed)));
+    }
+    if ch.counts.rejoin_gave_up > 0 {
+        why.push(format!("{} guests gave up rejoining", count(ch.counts.rejoin_gave_up)));
+    }
+    why
 }
 
 /// Why a run lost deliveries; a staged run only over the steps up to its highest sustained one
@@ -571,6 +689,94 @@ mod tests {
         assert_eq!(back.value_at_quantile(0.5), h.value_at_quantile(0.5));
         let empty = decode_histogram(&encode_histogram(&crate::recorder::histogram())).unwrap();
         assert!(empty.is_empty());
+    }
+
+    /// Churn figures from the recorder: refusals by code, unfinished rejoins, and a refused
+    /// rejoin making the run not green (with the reasons in the verdict line).
+    #[test]
+    fn refused_rejoins_are_reported_by_code_and_make_the_run_lossy() {
+        use crate::plan::{Schedule, Workload};
+        use crate::recorder::{GuestOutcome, Interval, IntervalEnd};
+        use std::sync::atomic::Ordering::Relaxed;
+        let workload = Workload { guests: 2, readers: 0, churn: 0.5, ..Workload::DEFAULT };
+        let plan = Plan::new(
+            workload,
+            Vec::new(),
+            Schedule::new(&workload, 1.0, 1.0),
+            "t".into(),
+            "a".into(),
+            "s".into(),
+            "http://127.0.0.1:1".into(),
+        );
+        let rec = crate::recorder::Recorder::new(crate::clock::Clock::start_now(), plan.clone());
+        let c = rec.counters();
+        c.leaves.store(3, Relaxed);
+        c.rejoined.store(1, Relaxed);
+        c.reopen_refused.store(5, Relaxed);
+        c.rejoin_gave_up.store(1, Relaxed);
+        for _ in 0..5 {
+            rec.error("rejoin open: guest_limit_reached");
+        }
+        rec.error("rejoin open: no reply within 10s");
+        rec.rejoin_times(std::time::Duration::from_millis(3), std::time::Duration::from_millis(2));
+        let tracker = || crate::completeness::DeliveryTracker::new(1, 100);
+        let guest = |intervals: Vec<Interval>, open_at_end| GuestOutcome {
+            node: 0,
+            conversation: 0,
+            opened_at: 0,
+            intervals,
+            closed_by_server_at: None,
+            open_at_end,
+            tracker: tracker(),
+        };
+        rec.guest_finished(guest(
+            vec![
+                Interval { opened_at: 0, end: IntervalEnd::Left { at: 10 } },
+                Interval { opened_at: 20, end: IntervalEnd::Open },
+            ],
+            true,
+        ));
+        rec.guest_finished(guest(vec![Interval { opened_at: 0, end: IntervalEnd::Left { at: 10 } }], false));
+        let f = rec.finish();
+        let target = Target {
+            base_url: plan.base_url.clone(),
+            local_server: false,
+            app_id: "a".into(),
+            plan: None,
+            guest_limit: None,
+            participant_limit: None,
+        };
+        let ctx = Context {
+            started_at: "now".into(),
+            profile: None,
+            plan,
+            target,
+            environment: Environment::detect(None),
+            server_pid: None,
+            rss_baseline_kib: None,
+            opened_late: 0,
+            goose: None,
+            stop_rules: Vec::new(),
+            instrument: None,
+        };
+        let s = Summary::build(ctx, &f);
+        let ch = s.churn.as_ref().expect("a churn run has churn figures");
+        // 50%/s of 2 guests over the 10 s window: turns at 0.5 s, 1.5 s, ... 9.5 s.
+        assert_eq!(ch.leaves_planned, 10);
+        assert_eq!(ch.refused_by_code.get("guest_limit_reached"), Some(&5));
+        assert_eq!(ch.refused_by_code.len(), 1, "only error codes, not other failures: {:?}", ch.refused_by_code);
+        assert_eq!(ch.rejoins_unfinished, 1, "3 leaves: 1 rejoined, 1 gave up, 1 cut short");
+        assert_eq!((ch.counts.came_back.guests, ch.counts.gone.guests, ch.counts.stayed.guests), (1, 1, 0));
+        assert_eq!((ch.reconnect.count, ch.reopen.count), (1, 1));
+        assert_eq!(s.metric("rejoin_failed"), Some(5.0));
+        assert!((s.metric("reconnect.max").unwrap() - 3.0).abs() < 0.01, "3 ms within HDR's 3 digits");
+        assert!(s.lossy_unjudged());
+        let headline = crate::report::tables::headline(&s);
+        assert!(
+            headline.starts_with("LOSSY (5 rejoin opens refused (guest_limit_reached 5); 1 guests gave up"),
+            "{headline}"
+        );
+        assert!(headline.ends_with("rejoined 1 of 3 (refused 5, failed 0, gave up 1)"), "{headline}");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The tables of a report, built once from a [`Summary`] and rendered as
 //! Markdown or HTML. Numbers are formatted here, in one place.
 
-use super::summary::{Stats, Summary};
+use super::summary::{ChurnFigures, Stats, Summary};
 use crate::steps::{StepReport, StepStatus};
 
 /// A titled table: a header row and rows of cells.
@@ -118,6 +118,26 @@ pub fn of(s: &Summary) -> Vec<Table> {
             ],
         },
     ];
+    if let Some(ch) = &s.churn {
+        let latency = &mut tables[1].rows;
+        latency.insert(1, latency_row("  fan-out on first connections", &ch.fanout_first));
+        latency.insert(2, latency_row("  fan-out on re-opened connections", &ch.fanout_returned));
+        latency.push(latency_row("reconnect (rejoins)", &ch.reconnect));
+        latency.push(latency_row("re-open → opened (rejoins)", &ch.reopen));
+        tables.push(churn_table(ch));
+        tables.push(Table {
+            title: "Completeness by group (a guest is expected only what was sent while it had the conversation open)"
+                .into(),
+            header: row(&["guests", "count", "expected", "delivered", "missing"]),
+            rows: ch
+                .groups()
+                .iter()
+                .map(|(name, g)| {
+                    vec![name.to_string(), count(g.guests), count(g.expected), count(g.delivered), count(g.missing)]
+                })
+                .collect(),
+        });
+    }
     if let Some(r) = &s.steps {
         tables.push(steps_table(r));
     }
@@ -324,6 +344,47 @@ pub fn of(s: &Summary) -> Vec<Table> {
     tables
 }
 
+/// What churn and the reconnect storm planned and did, and the guest slots held at the end.
+fn churn_table(ch: &ChurnFigures) -> Table {
+    let c = &ch.counts;
+    let refused = if ch.refused_by_code.is_empty() {
+        count(c.reopen_refused)
+    } else {
+        let codes: Vec<String> = ch.refused_by_code.iter().map(|(k, v)| format!("{k} {}", count(*v))).collect();
+        format!("{} ({})", count(c.reopen_refused), codes.join(", "))
+    };
+    let mut rows = vec![(
+        "churn",
+        if ch.churn_per_sec > 0.0 {
+            format!("{}%/s of the guests, {} ms away each time", ch.churn_per_sec * 100.0, ch.pause_ms)
+        } else {
+            "none".into()
+        },
+    )];
+    if ch.churn_per_sec > 0.0 {
+        rows.push((
+            "leaves planned / taken / skipped (guest away or gone)",
+            format!("{} / {} / {}", count(ch.leaves_planned), count(c.leaves), count(c.leaves_skipped)),
+        ));
+    }
+    rows.push((
+        "reconnect storm",
+        match ch.storm_at_s {
+            Some(at) => format!("{at} s into the send window: {} guests dropped their socket", count(c.drops)),
+            None => "none".into(),
+        },
+    ));
+    rows.extend([
+        ("rejoined (reconnected and re-opened)", format!("{} of {}", count(c.rejoined), count(c.leaves + c.drops))),
+        ("rejoin opens refused", refused),
+        ("rejoin connects or opens failed otherwise", count(c.reconnect_failed)),
+        ("guests that gave up rejoining", count(c.rejoin_gave_up)),
+        ("rejoins cut short by the end of the run", count(ch.rejoins_unfinished)),
+        ("guests with the conversation open at the end (guest slots held)", count(c.open_at_end)),
+    ]);
+    kv("Churn and reconnects", rows)
+}
+
 /// The step table of a staged run: offered vs delivered and latency per step, and the limit.
 fn steps_table(r: &StepReport) -> Table {
     let rows = r
@@ -394,8 +455,19 @@ pub fn headline(s: &Summary) -> String {
             s.thresholds.len()
         )
     };
+    let rejoins = match &s.churn {
+        None => String::new(),
+        Some(ch) => format!(
+            ", rejoined {} of {} (refused {}, failed {}, gave up {})",
+            count(ch.counts.rejoined),
+            count(ch.counts.leaves + ch.counts.drops),
+            count(ch.counts.reopen_refused),
+            count(ch.counts.reconnect_failed),
+            count(ch.counts.rejoin_gave_up)
+        ),
+    };
     format!(
-        "{verdict}: {} guests, fan-out p50 {} p99 {} max {} (instrument delay p50 {} p99 {}), {:.0} deliveries/s, loss {}, errors {}",
+        "{verdict}: {} guests, fan-out p50 {} p99 {} max {} (instrument delay p50 {} p99 {}), {:.0} deliveries/s, loss {}, errors {}{rejoins}",
         count(s.guests.opened),
         ms(s.latency.fanout.p50_ms),
         ms(s.latency.fanout.p99_ms),
