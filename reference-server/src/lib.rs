@@ -7,6 +7,7 @@
 //! Both serve https and wss instead when the configuration carries a TLS
 //! certificate ([`transport::Transport::tls`]).
 
+pub mod changes;
 pub mod cli;
 pub mod cluster;
 pub mod config;

@@ -119,14 +119,20 @@ pub async fn store(
 }
 
 /// Participants per conversation, read once per group commit: only the
-/// writer stores messages, and membership changes do not run inside its
-/// transaction, so they cannot change during one batch.
+/// writer changes them, and it forgets a conversation's entry after a change
+/// that may alter its membership ([`crate::changes::Change::membership_of`]),
+/// so a send reads the membership its savepoint sees.
 #[derive(Default)]
 pub struct MemberCache(HashMap<RoomKey, Option<Arc<Participants>>>);
 
 type Participants = BTreeMap<String, ParticipantSettings>;
 
 impl MemberCache {
+    /// Drops what is known of `key`; the next send there reads it again.
+    pub fn forget(&mut self, key: &RoomKey) {
+        self.0.remove(key);
+    }
+
     /// The participants of `conv`, or `None` if it does not exist.
     fn get(&mut self, c: &Connection, app: &str, conv: &str) -> rusqlite::Result<Option<Arc<Participants>>> {
         let key = (app.to_string(), conv.to_string());

@@ -150,7 +150,8 @@ impl Metrics {
         let commit_jobs = Histogram::new(COUNTS);
         r.register(
             "commit_batch_jobs",
-            "Jobs (realtime sends, REST batches, users created on connect) stored by one group commit",
+            "Jobs (realtime sends, REST batches, users created on connect, user, conversation and participant \
+             changes, realtime reads) stored by one group commit",
             commit_jobs.clone(),
         );
         let commit_failures = Counter::default();

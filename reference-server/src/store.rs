@@ -11,7 +11,7 @@
 //! belongs to one server process at a time (exclusive locking mode, taken
 //! at open); statements wait up to 5 s for a lock held elsewhere.
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use supergroup_protocol::rest::{
@@ -225,10 +225,11 @@ pub fn upsert_conv(c: &Connection, app: &str, id: &str, u: &ConversationUpsert, 
 }
 
 /// Deletes a conversation, its participants and its messages; returns whether it existed.
-pub fn delete_conv(tx: &Transaction, app: &str, id: &str) -> Sql<bool> {
-    tx.execute("DELETE FROM messages WHERE app = ?1 AND conv = ?2", params![app, id])?;
-    tx.execute("DELETE FROM participants WHERE app = ?1 AND conv = ?2", params![app, id])?;
-    Ok(tx.execute("DELETE FROM conversations WHERE app = ?1 AND id = ?2", params![app, id])? == 1)
+/// Call inside a transaction (or savepoint), so it is all or nothing.
+pub fn delete_conv(c: &Connection, app: &str, id: &str) -> Sql<bool> {
+    c.execute("DELETE FROM messages WHERE app = ?1 AND conv = ?2", params![app, id])?;
+    c.execute("DELETE FROM participants WHERE app = ?1 AND conv = ?2", params![app, id])?;
+    Ok(c.execute("DELETE FROM conversations WHERE app = ?1 AND id = ?2", params![app, id])? == 1)
 }
 
 /// The conversation as the API shows it.

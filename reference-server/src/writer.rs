@@ -1,27 +1,35 @@
-//! Group commit ("smart batching"): one writer task stores every message and
-//! every user created on connect. It drains its bounded queue with
+//! Group commit ("smart batching"): one writer task stores every message,
+//! every user created on connect and every other write of the API (user,
+//! conversation and participant changes, realtime `read`: see
+//! [`crate::changes`]). It drains its bounded queue with
 //! `recv_many`, stores everything it took in ONE transaction (one fsync),
-//! answers every job, then hands the stored messages to the hub in one call
-//! (one wake per connection, see [`crate::hub`]). No timer and no knob:
-//! when the server is idle a batch is one job; under load batches grow by
-//! themselves while the previous commit's fsync runs.
+//! answers every send, then hands the stored messages to the hub in one call
+//! (one wake per connection, see [`crate::hub`]; one call per run of messages
+//! between two changes, each change answered after its announcements). No
+//! timer and no knob: when the server is idle a batch is one job; under load
+//! batches grow by themselves while the previous commit's fsync runs.
 //!
 //! Isolation: each job runs inside its own SAVEPOINT of the big transaction.
 //! A job that fails (a refused REST batch item, a missing conversation) is
 //! rolled back to its savepoint and answered with its own error; the other
-//! jobs of the batch still commit. A REST batch is one job, so it stays all or
-//! nothing. If the COMMIT itself fails, every job of the batch gets `internal`
-//! and nothing of the batch was stored.
+//! jobs of the batch still commit. A REST request is one job, so it stays all
+//! or nothing. If the COMMIT itself fails, every job of the batch gets
+//! `internal` and nothing of the batch was stored.
 //!
 //! Ordering: one writer, one batch at a time, and each batch is published to
 //! the hub before the next is committed, so delivery order is commit order in
-//! every conversation. A job waits behind at most the batch being committed
-//! when it arrived (one group-commit round), whatever conversations that
-//! batch is about.
+//! every conversation. Within a batch, too: the messages between two changes
+//! go out in one hub pass, and a change's announcements (`participant.joined`,
+//! `participant.left`, `closed`) go out between the passes of the messages
+//! committed before and after it. A send committed after a membership change
+//! of the same batch sees the new membership. A job waits behind at most the
+//! batch being committed when it arrived (one group-commit round), whatever
+//! conversations that batch is about.
 //!
 //! Durability: `synchronous=FULL` (see [`crate::store`]); a job is answered
 //! only after its COMMIT returned, so an ack means the data survives kill -9.
 
+use crate::changes::{Change, Effect};
 use crate::error::ApiError;
 use crate::messaging::{self, Draft, Stored, Via};
 use crate::state::{App, AppState};
@@ -56,6 +64,8 @@ enum Job {
     },
     /// Create `user` if unknown (a realtime connect).
     User { app: String, user: String, name: Option<String>, done: oneshot::Sender<Result<(), ApiError>> },
+    /// Any other write of `app`, answered after its commit and its announcements.
+    Change { app: Arc<App>, change: Change, done: oneshot::Sender<Result<(), ApiError>> },
 }
 
 /// The handle: queue jobs, stop the task.
@@ -102,6 +112,13 @@ impl Writer {
         wait(answer).await
     }
 
+    /// Applies `change` to `app`; returns after its commit and its announcements.
+    pub async fn change(&self, app: &Arc<App>, change: Change) -> Result<(), ApiError> {
+        let (done, answer) = oneshot::channel();
+        self.submit(Job::Change { app: app.clone(), change, done }).await?;
+        wait(answer).await
+    }
+
     /// Stores everything already queued, then stops the task; resolves when it has.
     pub async fn stop(&self) {
         self.stop.cancel();
@@ -142,11 +159,12 @@ pub fn start(state: AppState, Queue(mut rx): Queue) {
 enum Outcome {
     Send(Result<Stored, ApiError>),
     User(Result<(), ApiError>),
+    Change(Arc<App>, Result<Effect, ApiError>),
 }
 
 impl Outcome {
     fn is_ok(&self) -> bool {
-        matches!(self, Outcome::Send(Ok(_)) | Outcome::User(Ok(())))
+        matches!(self, Outcome::Send(Ok(_)) | Outcome::User(Ok(())) | Outcome::Change(_, Ok(_)))
     }
 }
 
@@ -154,12 +172,14 @@ impl Outcome {
 enum Work {
     Send { app: Arc<App>, conv: String, drafts: Vec<Draft>, via: Via },
     User { app: String, user: String, name: Option<String> },
+    Change { app: Arc<App>, change: Change },
 }
 
 /// The part of a job that stays with the task to be answered.
 enum Reply {
     Send(oneshot::Sender<Result<Vec<Message>, ApiError>>),
     User(oneshot::Sender<Result<(), ApiError>>),
+    Change(oneshot::Sender<Result<(), ApiError>>),
 }
 
 /// Stores `jobs` in one transaction, publishes them, answers them.
@@ -169,6 +189,7 @@ async fn group_commit(state: &AppState, jobs: Vec<Job>) {
         .map(|job| match job {
             Job::Send { app, conv, drafts, via, done } => (Work::Send { app, conv, drafts, via }, Reply::Send(done)),
             Job::User { app, user, name, done } => (Work::User { app, user, name }, Reply::User(done)),
+            Job::Change { app, change, done } => (Work::Change { app, change }, Reply::Change(done)),
         })
         .unzip();
     let (st, jobs, started) = (state.clone(), work.len(), std::time::Instant::now());
@@ -184,7 +205,7 @@ async fn group_commit(state: &AppState, jobs: Vec<Job>) {
                     Reply::Send(done) => {
                         let _ = done.send(Err(err.clone()));
                     }
-                    Reply::User(done) => {
+                    Reply::User(done) | Reply::Change(done) => {
                         let _ = done.send(Err(err.clone()));
                     }
                 }
@@ -197,14 +218,15 @@ async fn group_commit(state: &AppState, jobs: Vec<Job>) {
     // thousands the hub wakes), so under a burst a pipelining sender hands the
     // next batch over at once and batches grow. SPEC allows the ack before or
     // after the sender's own `message` frame; the batch is still published
-    // before the next commit, so delivery order stays commit order.
-    let mut stored: Vec<Stored> = Vec::with_capacity(outcomes.len());
+    // before the next commit, so delivery order stays commit order. A change
+    // is answered in `publish`, once its announcements are out.
+    let mut committed: Vec<Committed> = Vec::with_capacity(outcomes.len());
     for (outcome, reply) in outcomes.into_iter().zip(replies) {
         // A submitter that went away (a REST client disconnecting) just misses its answer.
         match (outcome, reply) {
             (Outcome::Send(Ok(mut s)), Reply::Send(done)) => {
                 let _ = done.send(Ok(std::mem::take(&mut s.out)));
-                stored.push(s);
+                committed.push(Committed::Send(s));
             }
             (Outcome::Send(Err(e)), Reply::Send(done)) => {
                 let _ = done.send(Err(e));
@@ -212,10 +234,49 @@ async fn group_commit(state: &AppState, jobs: Vec<Job>) {
             (Outcome::User(r), Reply::User(done)) => {
                 let _ = done.send(r);
             }
+            (Outcome::Change(app, Ok(effect)), Reply::Change(done)) => {
+                committed.push(Committed::Change(app, effect, done));
+            }
+            (Outcome::Change(_, Err(e)), Reply::Change(done)) => {
+                let _ = done.send(Err(e));
+            }
             _ => unreachable!("outcomes are built in the order of the work"),
         }
     }
-    messaging::deliver(state, &stored.iter().collect::<Vec<_>>());
+    publish(state, committed);
+}
+
+/// What a batch committed that the hub must hear of, in commit order.
+enum Committed {
+    /// Stored messages (already answered).
+    Send(Stored),
+    /// A change, answered once its announcements are out.
+    Change(Arc<App>, Effect, oneshot::Sender<Result<(), ApiError>>),
+}
+
+/// Publishes what a batch committed, in commit order: each run of stored
+/// messages in one hub pass, each change's announcements between the runs,
+/// after which the change is answered.
+fn publish(state: &AppState, committed: Vec<Committed>) {
+    let mut run: Vec<Stored> = Vec::new();
+    for c in committed {
+        match c {
+            Committed::Send(stored) => run.push(stored),
+            Committed::Change(app, effect, done) => {
+                deliver(state, &mut run);
+                let _ = done.send(effect.publish(state, &app));
+            }
+        }
+    }
+    deliver(state, &mut run);
+}
+
+/// One hub pass for a run of stored messages (none for an empty run).
+fn deliver(state: &AppState, run: &mut Vec<Stored>) {
+    if !run.is_empty() {
+        messaging::deliver(state, &run.iter().collect::<Vec<_>>());
+        run.clear();
+    }
 }
 
 /// The database side: one transaction, one savepoint per job.
@@ -232,6 +293,15 @@ fn commit(c: &mut rusqlite::Connection, state: &AppState, work: Vec<Work>) -> ru
             Work::User { app, user, name } => Outcome::User(
                 store::ensure_user(&sp, &app, &user, name.as_deref(), crate::now_ms()).map(|_| ()).map_err(Into::into),
             ),
+            Work::Change { app, change } => {
+                let room = change.membership_of().map(|conv| app.room(conv));
+                let outcome = Outcome::Change(app.clone(), change.apply(&sp, state, &app));
+                if let Some(room) = room {
+                    // Sends later in this batch read the new membership.
+                    members.forget(&room);
+                }
+                outcome
+            }
         };
         if outcome.is_ok() {
             sp.commit()?;

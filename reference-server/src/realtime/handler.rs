@@ -17,6 +17,7 @@
 //! frame had a readable one) and the connection stays open.
 
 use super::user_cap::UserSlot;
+use crate::changes::Change;
 use crate::error::ApiError;
 use crate::extract::check_id;
 use crate::hub::{Opened, Outbox, Presence, RoomKey};
@@ -343,10 +344,10 @@ impl Handler {
         {
             return Err(ApiError::new(ErrorCode::NotAParticipant, "guests keep no read state"));
         }
-        let (app_id, c, u) = (self.app.config.id.clone(), conv.to_string(), self.out.user.to_string());
-        // For a guest (not a participant) this updates nothing: a silent no-op.
-        self.state.db.call(move |db| store::mark_read(db, &app_id, &c, &u)).await?;
-        Ok(())
+        // A job of the group-commit writer; for a guest (not a participant)
+        // it updates nothing: a silent no-op.
+        let change = Change::Read { conv: conv.to_string(), user: self.out.user.to_string() };
+        self.state.writer.change(&self.app, change).await
     }
 }
 

@@ -1,12 +1,13 @@
 //! Conversations: `PUT` (create or merge, adding listed participants all or
 //! nothing), `GET` (guests never listed) and `DELETE` (messages included;
-//! connections that had it open get `closed`).
+//! connections that had it open get `closed`). `PUT` and `DELETE` are jobs
+//! of the group-commit writer ([`crate::changes`]).
 
 use super::empty;
 use super::openapi::{AppPath, ConversationPath, Empty};
+use crate::changes::Change;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Body, Ids, check_id};
-use crate::membership;
 use crate::state::{App, AppState};
 use crate::store;
 use crate::violation::Violation;
@@ -14,7 +15,6 @@ use axum::extract::State;
 use axum::{Extension, Json};
 use std::sync::Arc;
 use supergroup_protocol::ErrorCode;
-use supergroup_protocol::frames::ServerFrame;
 use supergroup_protocol::limits::MAX_PARTICIPANTS_PER_PUT;
 use supergroup_protocol::rest::ErrorBody;
 use supergroup_protocol::rest::{Conversation, ConversationUpsert, ParticipantSettings};
@@ -54,29 +54,7 @@ pub async fn put_conversation(
         crate::validate::custom(c)?;
     }
     let evict_guests = body.guest_access == Some(false) && state.violates(Violation::GuestAccessOffEvictsGuests);
-    let (st, ap, conv) = (state.clone(), app.clone(), id.clone());
-    let added = state
-        .db
-        .call(move |c| -> ApiResult<Vec<String>> {
-            let app_id = ap.config.id.as_str();
-            let tx = c.transaction()?;
-            store::upsert_conv(&tx, app_id, &conv, &body, crate::now_ms())?;
-            let added = match membership::admit(&st, &ap, &tx, &conv, &listed, ParticipantSettings::default()) {
-                Err(e) if st.violates(Violation::ConversationPutPartial) => {
-                    tx.commit()?;
-                    return Err(e);
-                }
-                r => r?,
-            };
-            tx.commit()?;
-            Ok(added)
-        })
-        .await?;
-    membership::announce_joined(&state, &app, &id, &added);
-    if evict_guests {
-        let closed = ServerFrame::Closed { reference: None, conversation_id: id.clone() };
-        state.hub.evict_guests(&app.room(&id), &membership::encode(&closed));
-    }
+    state.writer.change(&app, Change::PutConversation { conv: id, body, listed, evict_guests }).await?;
     Ok(empty())
 }
 
@@ -128,20 +106,6 @@ pub async fn delete_conversation(
     Ids(ids): Ids,
 ) -> ApiResult<Json<serde_json::Value>> {
     let [id] = <[String; 1]>::try_from(ids).expect("route has one id");
-    let (app_id, conv) = (app.config.id.clone(), id.clone());
-    let existed = state
-        .db
-        .call(move |c| -> rusqlite::Result<bool> {
-            let tx = c.transaction()?;
-            let existed = store::delete_conv(&tx, &app_id, &conv)?;
-            tx.commit()?;
-            Ok(existed)
-        })
-        .await?;
-    if !existed {
-        return Err(ApiError::conversation_not_found(&id));
-    }
-    let closed = ServerFrame::Closed { reference: None, conversation_id: id.clone() };
-    state.hub.evict_all(&app.room(&id), &membership::encode(&closed));
+    state.writer.change(&app, Change::DeleteConversation { conv: id }).await?;
     Ok(empty())
 }

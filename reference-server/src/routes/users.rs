@@ -4,6 +4,7 @@
 
 use super::empty;
 use super::openapi::{AppPath, Empty, ListParams, UserPath};
+use crate::changes::Change;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Body, Ids, ListQuery};
 use crate::state::{App, AppState};
@@ -39,15 +40,7 @@ pub async fn put_user(
     if let Some(c) = &body.custom {
         crate::validate::custom(c)?;
     }
-    let app_id = app.config.id.clone();
-    state
-        .db
-        .call(move |c| -> rusqlite::Result<()> {
-            let tx = c.transaction()?;
-            store::upsert_user(&tx, &app_id, &id, &body, crate::now_ms())?;
-            tx.commit()
-        })
-        .await?;
+    state.writer.change(&app, Change::PutUser { user: id, body }).await?;
     Ok(empty())
 }
 

@@ -12,6 +12,7 @@ mod auth;
 mod bad_frames;
 mod bad_input;
 mod budgets;
+mod changes;
 mod durability;
 mod edges;
 mod guests;

@@ -1,7 +1,8 @@
 //! The send path under concurrency (issue 7) and the realtime races of issue
 //! 8: group commit keeps per-conversation order and isolates a failing job,
 //! a pipelined connection answers in frame order, an acknowledged message
-//! survives SIGKILL, a repeated `open` answers `opened` first (SG-RT-16), and
+//! (and an acknowledged conversation or participant PUT) survives SIGKILL,
+//! a repeated `open` answers `opened` first (SG-RT-16), and
 //! an `open` racing a DELETE never leaves a removed member registered.
 
 use crate::helpers::*;
@@ -373,11 +374,14 @@ impl Server {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_acknowledged_message_survives_sigkill_mid_stream() {
+async fn every_acknowledged_message_and_membership_change_survives_sigkill_mid_stream() {
     const ROUNDS: usize = 3;
     let dir = tempfile::tempdir().expect("temp dir");
     let db = dir.path().join("kill.db");
     let mut acked: Vec<String> = Vec::new();
+    // Acknowledged conversation PUTs (listing alice) and participant PUTs (bob).
+    let mut acked_convs: Vec<String> = Vec::new();
+    let mut acked_bobs: Vec<String> = Vec::new();
     for round in 0..ROUNDS {
         let server = Server::start(&db);
         let rest = server.rest();
@@ -436,6 +440,30 @@ async fn every_acknowledged_message_survives_sigkill_mid_stream() {
                 ids
             }));
         }
+        // Membership changes, one after the other: a conversation listing
+        // alice, then bob added to it (both group-commit writer jobs).
+        let changes_task = {
+            let (rest, stop) = (server.rest(), stop.clone());
+            tokio::spawn(async move {
+                let (mut convs, mut bobs) = (Vec::new(), Vec::new());
+                for k in 0..5000 {
+                    if stop.is_cancelled() {
+                        break;
+                    }
+                    let conv = format!("p{round}-{k}");
+                    let body = ConversationUpsert { participants: Some(vec!["alice".into()]), ..Default::default() };
+                    if rest.put_conversation(&conv, &body).await.is_err() {
+                        break;
+                    }
+                    convs.push(conv.clone());
+                    if rest.put_participant(&conv, "bob", &Default::default()).await.is_err() {
+                        break;
+                    }
+                    bobs.push(conv);
+                }
+                (convs, bobs)
+            })
+        };
         // Let the stream run, then kill the server in the middle of it.
         tokio::time::sleep(Duration::from_millis(400)).await;
         server.kill();
@@ -445,6 +473,10 @@ async fn every_acknowledged_message_survives_sigkill_mid_stream() {
         for t in rest_tasks {
             acked.extend(t.await.expect("rest task"));
         }
+        let (convs, bobs) = changes_task.await.expect("changes task");
+        assert!(!bobs.is_empty(), "round {round}: membership changes ran before the kill");
+        acked_convs.extend(convs);
+        acked_bobs.extend(bobs);
         assert!(
             acked.len() > before + 20,
             "round {round}: the stream ran before the kill ({} acks)",
@@ -455,5 +487,14 @@ async fn every_acknowledged_message_survives_sigkill_mid_stream() {
     let stored: HashSet<String> = full_history(&server.rest(), "c").await.into_iter().map(|m| m.id).collect();
     let lost: Vec<&String> = acked.iter().filter(|id| !stored.contains(*id)).collect();
     assert!(lost.is_empty(), "{} of {} acknowledged messages lost after SIGKILL: {lost:?}", lost.len(), acked.len());
+    let rest = server.rest();
+    for conv in &acked_convs {
+        let found = rest.get_conversation(conv).await.unwrap_or_else(|e| panic!("acknowledged {conv} lost: {e}"));
+        assert!(found.participants.contains_key("alice"), "{conv}: acknowledged participant alice lost");
+        if acked_bobs.contains(conv) {
+            assert!(found.participants.contains_key("bob"), "{conv}: acknowledged participant PUT of bob lost");
+        }
+    }
+    eprintln!("after SIGKILL: {} conversation PUTs and {} participant PUTs kept", acked_convs.len(), acked_bobs.len());
     server.kill();
 }
