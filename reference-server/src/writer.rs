@@ -42,7 +42,9 @@ use tokio_util::sync::CancellationToken;
 /// Jobs waiting for the writer, at most. Policy when full: the submitter
 /// waits for room (backpressure: a REST request waits, a realtime connection
 /// stops reading its socket); nothing is refused or dropped. 4,096 jobs of at
-/// most 10 messages of at most 64 KiB bound the queue's payload.
+/// most 10 messages of at most 64 KiB, or of one change whose body is at most
+/// 1 MiB (the REST body limit; the waiting request held it anyway), bound the
+/// queue's payload.
 pub const QUEUE: usize = 4096;
 
 /// Jobs stored by one group commit, at most: bounds one transaction (and one
