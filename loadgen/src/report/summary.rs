@@ -691,6 +691,31 @@ mod tests {
         assert!(empty.is_empty());
     }
 
+    /// A run's context with nothing but its plan: no server, no goose, no rules.
+    fn bare_context(plan: Plan) -> Context {
+        let target = Target {
+            base_url: plan.base_url.clone(),
+            local_server: false,
+            app_id: "a".into(),
+            plan: None,
+            guest_limit: None,
+            participant_limit: None,
+        };
+        Context {
+            started_at: "now".into(),
+            profile: None,
+            plan,
+            target,
+            environment: Environment::detect(None),
+            server_pid: None,
+            rss_baseline_kib: None,
+            opened_late: 0,
+            goose: None,
+            stop_rules: Vec::new(),
+            instrument: None,
+        }
+    }
+
     /// Churn figures from the recorder: refusals by code, unfinished rejoins, and a refused
     /// rejoin making the run not green (with the reasons in the verdict line).
     #[test]
@@ -738,27 +763,7 @@ mod tests {
         ));
         rec.guest_finished(guest(vec![Interval { opened_at: 0, end: IntervalEnd::Left { at: 10 } }], false));
         let f = rec.finish();
-        let target = Target {
-            base_url: plan.base_url.clone(),
-            local_server: false,
-            app_id: "a".into(),
-            plan: None,
-            guest_limit: None,
-            participant_limit: None,
-        };
-        let ctx = Context {
-            started_at: "now".into(),
-            profile: None,
-            plan,
-            target,
-            environment: Environment::detect(None),
-            server_pid: None,
-            rss_baseline_kib: None,
-            opened_late: 0,
-            goose: None,
-            stop_rules: Vec::new(),
-            instrument: None,
-        };
+        let ctx = bare_context(plan);
         let s = Summary::build(ctx, &f);
         let ch = s.churn.as_ref().expect("a churn run has churn figures");
         // 50%/s of 2 guests over the 10 s window: turns at 0.5 s, 1.5 s, ... 9.5 s.
@@ -799,27 +804,7 @@ mod tests {
         rec.connect_time(std::time::Duration::from_millis(1));
         rec.open_time(std::time::Duration::from_millis(1));
         let f = rec.finish();
-        let target = Target {
-            base_url: plan.base_url.clone(),
-            local_server: false,
-            app_id: "a".into(),
-            plan: None,
-            guest_limit: None,
-            participant_limit: None,
-        };
-        let ctx = Context {
-            started_at: "now".into(),
-            profile: None,
-            plan,
-            target,
-            environment: Environment::detect(None),
-            server_pid: None,
-            rss_baseline_kib: None,
-            opened_late: 0,
-            goose: None,
-            stop_rules: Vec::new(),
-            instrument: None,
-        };
+        let ctx = bare_context(plan);
         let summary = Summary::build(ctx, &f);
         for (name, _, _) in crate::thresholds::METRICS {
             if !name.starts_with("server.") {
