@@ -72,6 +72,10 @@ impl Core {
         let mut inbound = client.subscribe(subjects::INBOUND).await?;
         let mut beats = client.subscribe(subjects::BEAT).await?;
         let http = client.subscribe(subjects::HTTP).await?;
+        // A round trip to the NATS server, so it has every subscription above
+        // before `start` returns: an edge's first forwarded request must not
+        // meet "no responders" (it did, in CI, right after a cluster started).
+        client.flush().await?;
         let c = core.clone();
         tokio::spawn(async move {
             while let Some(Some(msg)) = c.stop.run_until_cancelled(connects.next()).await {
