@@ -691,6 +691,13 @@ mod tests {
         assert!(empty.is_empty());
     }
 
+    /// A plan of `workload` against a server that is never reached.
+    fn bare_plan(workload: crate::plan::Workload) -> Plan {
+        use crate::plan::Schedule;
+        let schedule = Schedule::new(&workload, 1.0, 1.0);
+        Plan::new(workload, Vec::new(), schedule, "t".into(), "a".into(), "s".into(), "http://127.0.0.1:1".into())
+    }
+
     /// A run's context with nothing but its plan: no server, no goose, no rules.
     fn bare_context(plan: Plan) -> Context {
         let target = Target {
@@ -720,19 +727,11 @@ mod tests {
     /// rejoin making the run not green (with the reasons in the verdict line).
     #[test]
     fn refused_rejoins_are_reported_by_code_and_make_the_run_lossy() {
-        use crate::plan::{Schedule, Workload};
+        use crate::plan::Workload;
         use crate::recorder::{GuestOutcome, Interval, IntervalEnd};
         use std::sync::atomic::Ordering::Relaxed;
         let workload = Workload { guests: 2, readers: 0, churn: 0.5, ..Workload::DEFAULT };
-        let plan = Plan::new(
-            workload,
-            Vec::new(),
-            Schedule::new(&workload, 1.0, 1.0),
-            "t".into(),
-            "a".into(),
-            "s".into(),
-            "http://127.0.0.1:1".into(),
-        );
+        let plan = bare_plan(workload);
         let rec = crate::recorder::Recorder::new(crate::clock::Clock::start_now(), plan.clone());
         let c = rec.counters();
         c.leaves.store(3, Relaxed);
@@ -786,17 +785,9 @@ mod tests {
 
     #[test]
     fn every_threshold_metric_is_looked_up() {
-        use crate::plan::{Schedule, Workload};
+        use crate::plan::Workload;
         let workload = Workload { readers: 0, ..Workload::DEFAULT };
-        let plan = Plan::new(
-            workload,
-            Vec::new(),
-            Schedule::new(&workload, 1.0, 1.0),
-            "t".into(),
-            "a".into(),
-            "s".into(),
-            "http://127.0.0.1:1".into(),
-        );
+        let plan = bare_plan(workload);
         let rec = crate::recorder::Recorder::new(crate::clock::Clock::start_now(), plan.clone());
         rec.message_sent(0, 0, 10, 10);
         rec.message_acked(0, 0, 20).unwrap();
