@@ -2,7 +2,8 @@
 //! running server it measures
 //!
 //! 1. a connect storm: `--guests` guests connect and open one conversation,
-//!    at most `--concurrency` at a time; the time until the last is open;
+//!    at most `--concurrency` at a time; the time until the last is open (and,
+//!    with `--server-pid`, the server's CPU time per guest);
 //! 2. a burst: one participant sends `--messages` messages at `--rate` per
 //!    second over one connection, pipelined (it does not wait for acks);
 //!    every guest counts the `message` frames it gets. Reported: deliveries
@@ -105,6 +106,7 @@ async fn main() {
     let slots = Arc::new(Semaphore::new(a.concurrency));
     let (opened_tx, mut opened_rx) = tokio::sync::mpsc::channel::<Result<Duration, String>>(a.guests);
     let storm = Instant::now();
+    let storm_cpu = a.server_pid.and_then(cpu_time);
     for i in 0..a.guests {
         let url = rest.realtime_url(&rest.token(&format!("bg{i}")));
         let open = serde_json::to_string(&ClientFrame::Open {
@@ -171,9 +173,17 @@ async fn main() {
         }
     }
     let storm_time = storm.elapsed();
+    let storm_cpu = match (storm_cpu, a.server_pid.and_then(cpu_time)) {
+        (Some(before), Some(after)) => format!(
+            "; server CPU {:.2} s, {:.0} us per guest",
+            (after - before).as_secs_f64(),
+            (after - before).as_secs_f64() * 1e6 / a.guests as f64
+        ),
+        _ => String::new(),
+    };
     open_latencies.sort();
     println!(
-        "connect storm: {} of {} guests connected and opened in {:.2} s (concurrency {}); connect+open p50 {:?} p99 {:?}; {} failed{}",
+        "connect storm: {} of {} guests connected and opened in {:.2} s (concurrency {}); connect+open p50 {:?} p99 {:?}; {} failed{}{storm_cpu}",
         open_latencies.len(),
         a.guests,
         storm_time.as_secs_f64(),

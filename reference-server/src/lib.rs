@@ -21,6 +21,7 @@ pub mod messaging;
 pub mod metrics;
 pub mod notifier;
 pub mod realtime;
+pub mod roster;
 pub mod routes;
 pub mod state;
 pub mod store;

@@ -57,6 +57,8 @@ pub struct Shared {
     pub user_connections: crate::realtime::UserConnections,
     /// What `GET /metrics` shows ([`crate::metrics`]).
     pub metrics: crate::metrics::Metrics,
+    /// Conversations' rosters kept for `open`; the writer forgets changed ones.
+    pub rosters: crate::roster::Rosters,
 }
 
 /// The handle: clone it freely.
@@ -100,6 +102,7 @@ impl AppState {
             tracker: TaskTracker::new(),
             user_connections: Default::default(),
             metrics: Default::default(),
+            rosters: Default::default(),
         }));
         crate::writer::start(state.clone(), queue);
         Ok(state)

@@ -141,10 +141,9 @@ pub fn get_user(c: &Connection, app: &str, id: &str) -> Sql<Option<User>> {
 
 /// Creates the user if unknown; returns whether it was created.
 pub fn ensure_user(c: &Connection, app: &str, id: &str, name: Option<&str>, now: i64) -> Sql<bool> {
-    let n = c.execute(
-        "INSERT INTO users (app, id, name, created_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
-        params![app, id, name, now],
-    )?;
+    let n = c
+        .prepare_cached("INSERT INTO users (app, id, name, created_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING")?
+        .execute(params![app, id, name, now])?;
     Ok(n == 1)
 }
 
@@ -190,8 +189,10 @@ pub struct ConvRow {
 }
 
 pub fn get_conv(c: &Connection, app: &str, id: &str) -> Sql<Option<ConvRow>> {
-    c.query_row(
+    c.prepare_cached(
         "SELECT subject, custom, guest_access, created_at, last_message_at FROM conversations WHERE app = ?1 AND id = ?2",
+    )?
+    .query_row(
         params![app, id],
         |r| {
             Ok(ConvRow {

@@ -31,6 +31,7 @@
 
 use crate::changes::{Change, Effect};
 use crate::error::ApiError;
+use crate::hub::RoomKey;
 use crate::messaging::{self, Draft, Stored, Via};
 use crate::state::{App, AppState};
 use crate::store;
@@ -198,7 +199,13 @@ async fn group_commit(state: &AppState, jobs: Vec<Job>) {
     let committed = state.db.call(move |c| commit(c, &st, work)).await;
     state.metrics.commit(jobs, started.elapsed(), committed.is_ok());
     let outcomes = match committed {
-        Ok(outcomes) => outcomes,
+        Ok((outcomes, touched)) => {
+            // Before any answer or announcement: an `open` after them reads the new roster.
+            if !touched.is_empty() {
+                state.rosters.forget(&touched);
+            }
+            outcomes
+        }
         Err(e) => {
             crate::metrics::sqlite_error(&e);
             let err = ApiError::internal(format!("group commit failed: {e}"));
@@ -281,11 +288,18 @@ fn deliver(state: &AppState, run: &mut Vec<Stored>) {
     }
 }
 
-/// The database side: one transaction, one savepoint per job.
-fn commit(c: &mut rusqlite::Connection, state: &AppState, work: Vec<Work>) -> rusqlite::Result<Vec<Outcome>> {
+/// The database side: one transaction, one savepoint per job. Returns each
+/// job's outcome and the conversations whose membership the batch may have
+/// changed (their kept rosters must be forgotten, see [`crate::roster`]).
+fn commit(
+    c: &mut rusqlite::Connection,
+    state: &AppState,
+    work: Vec<Work>,
+) -> rusqlite::Result<(Vec<Outcome>, Vec<RoomKey>)> {
     let mut tx = c.transaction()?;
     let mut members = messaging::MemberCache::default();
     let mut outcomes = Vec::with_capacity(work.len());
+    let mut touched = Vec::new();
     for w in work {
         let sp = tx.savepoint()?;
         let outcome = match w {
@@ -301,6 +315,7 @@ fn commit(c: &mut rusqlite::Connection, state: &AppState, work: Vec<Work>) -> ru
                 if let Some(room) = room {
                     // Sends later in this batch read the new membership.
                     members.forget(&room);
+                    touched.push(room);
                 }
                 outcome
             }
@@ -314,5 +329,5 @@ fn commit(c: &mut rusqlite::Connection, state: &AppState, work: Vec<Work>) -> ru
         outcomes.push(outcome);
     }
     tx.commit()?;
-    Ok(outcomes)
+    Ok((outcomes, touched))
 }

@@ -8,7 +8,7 @@
 //! `open` checks, in order: the id, then whether this connection already has
 //! the conversation open (answered `opened` with the role it holds, before
 //! any other check: SG-RT-16), then SPEC.md's decision list. Membership is
-//! read and then registered in the hub under a membership epoch, so a
+//! read (from the kept roster, [`crate::roster`]) and then registered in the hub under a membership epoch, so a
 //! participant or conversation DELETE landing in between makes the
 //! registration stale and the decision is taken again (see [`crate::hub`]).
 //!
@@ -23,6 +23,7 @@ use crate::extract::check_id;
 use crate::hub::{Opened, Outbox, Presence, RoomKey};
 use crate::membership::encode;
 use crate::messaging::{Draft, Via};
+use crate::roster::Roster;
 use crate::state::{App, AppState};
 use crate::store;
 use crate::transport::Bucket;
@@ -34,14 +35,6 @@ use std::sync::Arc;
 use supergroup_protocol::ErrorCode;
 use supergroup_protocol::frames::{ClientFrame, Role, ServerFrame, Ui};
 use supergroup_protocol::rest::{Access, Custom, MessageType};
-
-/// What `open` needs to know of a conversation.
-struct Facts {
-    guest_access: bool,
-    participants: Vec<String>,
-    /// Participants with `Read` access.
-    read_only: Vec<String>,
-}
 
 /// How many times `open` reads membership again when an eviction made its
 /// registration stale, before answering `internal`.
@@ -113,22 +106,30 @@ impl Handler {
         result.unwrap_or_else(|e| Answer::Now(error_frame(reference, e)))
     }
 
-    /// What `open` needs to know of a conversation, or `conversation_not_found`.
-    async fn facts(&self, conv: &str) -> Result<Facts, ApiError> {
+    /// What `open` needs to know of a conversation, or `conversation_not_found`:
+    /// the kept roster, else read from the database and kept ([`crate::roster`]).
+    async fn facts(&self, conv: &str) -> Result<Arc<Roster>, ApiError> {
         check_id("conversationId", conv)?;
+        let room = self.app.room(conv);
+        if let Some(kept) = self.state.rosters.get(&room) {
+            return Ok(kept);
+        }
+        let generation = self.state.rosters.generation();
         let (app_id, c, default_access) = (self.app.config.id.clone(), conv.to_string(), self.app.config.guest_access);
         let found = self
             .state
             .db
-            .call(move |db| -> rusqlite::Result<Option<Facts>> {
+            .call(move |db| -> rusqlite::Result<Option<Roster>> {
                 let Some(row) = store::get_conv(db, &app_id, &c)? else { return Ok(None) };
                 let all = store::participants(db, &app_id, &c)?;
                 let read_only = all.iter().filter(|(_, p)| p.access == Access::Read).map(|(u, _)| u.clone()).collect();
                 let participants = all.into_keys().collect();
-                Ok(Some(Facts { guest_access: row.guest_access.unwrap_or(default_access), participants, read_only }))
+                Ok(Some(Roster { guest_access: row.guest_access.unwrap_or(default_access), participants, read_only }))
             })
             .await?;
-        found.ok_or_else(|| ApiError::conversation_not_found(conv))
+        let roster = Arc::new(found.ok_or_else(|| ApiError::conversation_not_found(conv))?);
+        self.state.rosters.keep(room, roster.clone(), generation);
+        Ok(roster)
     }
 
     async fn open(
@@ -147,7 +148,7 @@ impl Handler {
                 true => self.admit(&facts, conv, ui, as_guest).unwrap_or(role),
                 false => role,
             };
-            return Ok(self.opened(reference, conv, &room, role, facts.participants));
+            return Ok(self.opened(reference, conv, &room, role, facts.participants.clone()));
         }
         for _ in 0..OPEN_ATTEMPTS {
             let epoch = self.state.hub.epoch(&room);
@@ -183,13 +184,13 @@ impl Handler {
                     ));
                 }
             };
-            return Ok(self.opened(reference, conv, &room, role, facts.participants));
+            return Ok(self.opened(reference, conv, &room, role, facts.participants.clone()));
         }
         Err(ApiError::internal(format!("membership of `{conv}` kept changing during {OPEN_ATTEMPTS} opens")))
     }
 
     /// The role `open` gives this user, or why it refuses (SPEC.md 10.3, steps 2 to 5).
-    fn admit(&self, facts: &Facts, conv: &str, ui: Ui, as_guest: bool) -> Result<Role, ApiError> {
+    fn admit(&self, facts: &Roster, conv: &str, ui: Ui, as_guest: bool) -> Result<Role, ApiError> {
         let v = &self.state.config.violations;
         let is_participant = facts.participants.iter().any(|u| **u == *self.out.user)
             || (v.has(Violation::GuestLeavesTrace) && v.remembers("guest", &self.app.config.id, conv, &self.out.user));

@@ -27,6 +27,7 @@ mod path_ids;
 mod realtime;
 mod receivers;
 mod rest_api;
+mod rosters;
 mod send_path;
 mod shutdown_drain;
 mod single_process;
