@@ -8,6 +8,12 @@ use std::process::ExitCode;
 use supergroup_load::cli::{Cli, Command};
 use supergroup_load::report::tables::headline;
 
+/// mimalloc instead of glibc's malloc, for the generator and for the server
+/// it starts (`supergroup-load server`, this same binary): see the reference
+/// server's main.rs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();

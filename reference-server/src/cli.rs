@@ -109,6 +109,9 @@ pub struct TransportArgs {
     /// Seconds a client has to send a whole request body; later it is answered 408 request_timeout.
     #[arg(long, env = "SUPERGROUP_HTTP_BODY_TIMEOUT", default_value_t = DEFAULT_BODY_TIMEOUT.as_secs_f64())]
     pub http_body_timeout: f64,
+    /// Connections the kernel may hold completed but not yet accepted (the listen backlog; Linux caps it at net.core.somaxconn).
+    #[arg(long, env = "SUPERGROUP_LISTEN_BACKLOG", default_value_t = crate::listener::DEFAULT_LISTEN_BACKLOG)]
+    pub listen_backlog: u32,
     /// Connections (HTTP and realtime) held at once; one more is answered 503 server_busy.
     #[arg(long, env = "SUPERGROUP_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
     pub max_connections: usize,

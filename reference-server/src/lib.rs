@@ -124,7 +124,7 @@ impl Running {
 
 /// Starts a server on `127.0.0.1:0` in a background task.
 pub async fn spawn(config: Config) -> anyhow::Result<Running> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let listener = listener::bind(([127, 0, 0, 1], 0).into(), listener::DEFAULT_LISTEN_BACKLOG)?;
     let addr = listener.local_addr()?;
     let tls = config.transport.tls.is_some();
     let (stop, stopped) = oneshot::channel::<()>();
@@ -143,8 +143,8 @@ pub fn init_tracing(format: logging::LogFormat) {
 /// listens and the apps (secrets masked), serve until SIGINT or SIGTERM.
 pub async fn run_process(args: &cli::ServerArgs) -> anyhow::Result<()> {
     let config = args.config()?;
-    let listener =
-        TcpListener::bind(args.listen).await.map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
+    let listener = listener::bind(args.listen, args.transport.listen_backlog)
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
     let addr = listener.local_addr()?;
     for v in config.violations.iter() {
         tracing::warn!(violation = %v, "TEST ONLY: this server breaks a rule of SPEC.md on purpose");

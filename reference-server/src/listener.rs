@@ -17,6 +17,12 @@
 //!   same time. A slowloris client trickling header bytes is closed then.
 //! - **TCP keepalive** on every accepted socket, so the kernel finds peers
 //!   that vanished (a phone off the network) even on an idle socket.
+//! - **Backlog.** The listening socket is made with `--listen-backlog`
+//!   (default [`DEFAULT_LISTEN_BACKLOG`]): connections the kernel completed
+//!   that wait to be accepted. tokio's own bind uses 1,024, and a ramp of
+//!   1,000 connects a second overflowed it (the kernel then drops the SYN and
+//!   the client sees a connect time-out: loadgen/README.md). Linux caps the
+//!   value at `net.core.somaxconn` (4,096 on this machine).
 //! - **Shutdown.** The listener stops accepting; in-flight HTTP requests get
 //!   `shutdown_grace` (5 s) to finish, after which their connections are
 //!   dropped, so a client trickling a body cannot hold the shutdown.
@@ -45,6 +51,18 @@ const REFUSING: usize = 64;
 const REFUSE_WRITE: Duration = Duration::from_secs(1);
 /// Pause after a failed accept (out of file descriptors), so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Default of `--listen-backlog`: `net.core.somaxconn`'s default on Linux
+/// since 5.4, so the kernel's own cap is what applies.
+pub const DEFAULT_LISTEN_BACKLOG: u32 = 4096;
+
+/// A listening socket on `addr` with `backlog` (SO_REUSEADDR, as tokio's own bind).
+pub fn bind(addr: std::net::SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
+}
 
 /// Serves `router` on `listener` until `shutdown` resolves; returns once
 /// in-flight HTTP requests finished or `shutdown_grace` passed.
