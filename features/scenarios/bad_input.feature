@@ -202,6 +202,19 @@ Feature: Bad input
       | PUT    | /conversations/{nowhere}/participants/{bob} | {"access":                                  | {app-secret} | 400    | invalid_json           |
       | POST   | /conversations/{nowhere}/messages         | [{"type":"UserMessage","sender":"","text":"x"}] | {app-secret} | 404    | conversation_not_found |
 
+  @SG-REST-11 @SG-MSG-4
+  Scenario Outline: A batch's item shapes are checked before its size, and both before the conversation
+    When the app sends POST /conversations/{nowhere}/messages with <body>
+    Then the answer is 400 <code>
+
+    Examples:
+      | body | code |
+      | [{"type":"SystemMessage","text":"x"},{"type":"SystemMessage","text":"x"},{"type":"SystemMessage","text":"x"},{"type":"SystemMessage","text":"x"},{"type":"SystemMessage","text":"x"},{"type":"SystemMessage","text":"x"},{"type":"SystemMessage","text":"x"},{"type":"SystemMessage","text":"x"},{"type":"SystemMessage","text":"x"},{"type":"SystemMessage","text":"x"},{"type":"SystemMessage","text":"x"}] | too_many_messages |
+      | [{"type":"SystemMessage","text":"x"},{"type":"SystemMessage","text":"x"},{"type":"SystemMessage","text":"x"},{"type":"SystemMessage","text":"x"},{"type":"SystemMessage","text":"x"},{"type":"SystemMessage","text":"x"},{"type":"SystemMessage","text":"x"},{"type":"SystemMessage","text":"x"},{"type":"SystemMessage","text":"x"},{"type":"SystemMessage","text":"x"},{"type":"Bogus","text":"x"}] | invalid_request |
+      | [{"type":"SystemMessage"},{"type":"SystemMessage","text":"x"},{"type":"SystemMessage","text":"x"},{"type":"SystemMessage","text":"x"},{"type":"SystemMessage","text":"x"},{"type":"SystemMessage","text":"x"},{"type":"SystemMessage","text":"x"},{"type":"SystemMessage","text":"x"},{"type":"SystemMessage","text":"x"},{"type":"SystemMessage","text":"x"},{"type":"SystemMessage","text":"x"}] | invalid_request |
+      | [] | invalid_request |
+      | {"type":"SystemMessage","text":"x"} | invalid_request |
+
   @SG-REST-9
   Scenario: A JSON body is accepted whatever its Content-Type says
     When the app sends PUT /users/{bob} with {"name": "Plain"} as text/plain

@@ -2,8 +2,9 @@
 //! ([`Ids`], the id rule, 400 `invalid_id`) before the body ([`Body`] for an
 //! object, [`Batch`] for an array: 408 `request_timeout` for a body that
 //! does not arrive within `--http-body-timeout`, 413 `payload_too_large`, 400
-//! `invalid_json` for text that is not JSON, 400 `too_many_messages` for a
-//! batch over 10 items, 400 `invalid_request` for JSON of the wrong shape),
+//! `invalid_json` for text that is not JSON, 400 `invalid_request` for JSON
+//! of the wrong shape, then 400 `too_many_messages` for a well-formed batch
+//! over 10 items),
 //! and [`ListQuery`] for `limit`/`startingAfter`. The body parsers
 //! ([`parse_object`], [`parse_batch`]) are pure functions so the fuzz targets
 //! can drive them.
@@ -159,14 +160,20 @@ pub fn parse_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     typed(raw)
 }
 
-/// A message batch: `invalid_json`; `invalid_request` unless a JSON array;
-/// `too_many_messages` over [`MAX_BATCH`] items, `invalid_request` for none
-/// (both counted on the raw items, before any is parsed); then each item
-/// must be an object of shape `T` (`invalid_request`). Pure, for tests and fuzzing.
+/// A message batch, in SPEC.md 3.2's step-4 order: `invalid_json`;
+/// `invalid_request` unless a JSON array whose every item is an object of
+/// shape `T` (whatever the number of items); then the count of a well-formed
+/// batch: `invalid_request` for none, `too_many_messages` over [`MAX_BATCH`].
+/// Parsing every item before counting is bounded by the body limit
+/// ([`MAX_BODY_BYTES`]). Pure, for tests and fuzzing.
 pub fn parse_batch<T: DeserializeOwned>(bytes: &[u8]) -> Result<Vec<T>, ApiError> {
     check_syntax(bytes)?;
     let items: Vec<&RawValue> =
         serde_json::from_slice(bytes).map_err(|_| wrong_shape("the body must be a JSON array"))?;
+    if !items.iter().all(|i| is_object(i)) {
+        return Err(wrong_shape("every item of the batch must be a JSON object"));
+    }
+    let items = items.into_iter().map(typed).collect::<Result<Vec<T>, _>>()?;
     if items.is_empty() {
         return Err(wrong_shape("the batch is empty"));
     }
@@ -176,10 +183,7 @@ pub fn parse_batch<T: DeserializeOwned>(bytes: &[u8]) -> Result<Vec<T>, ApiError
             format!("a batch holds at most {MAX_BATCH} messages, this one {}", items.len()),
         ));
     }
-    if !items.iter().all(|i| is_object(i)) {
-        return Err(wrong_shape("every item of the batch must be a JSON object"));
-    }
-    items.into_iter().map(typed).collect()
+    Ok(items)
 }
 
 /// Converts one JSON text into `T`: 400 `invalid_request` when the shape is wrong.

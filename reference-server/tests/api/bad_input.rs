@@ -283,16 +283,23 @@ async fn refused_participant_requests_change_nothing_sg_rest_8() {
 }
 
 #[tokio::test]
-async fn a_batch_over_10_items_is_too_many_messages_before_any_item_is_parsed() {
+async fn a_batch_item_of_the_wrong_shape_is_invalid_request_whatever_the_count_sg_rest_11() {
     let app = spawn_app().await;
     app.conversation("c", &["alice"]).await;
-    // The eleventh item has the wrong shape: the count is checked first, on the raw items.
-    let mut items: Vec<String> =
-        (0..10).map(|i| format!(r#"{{"type":"UserMessage","sender":"alice","text":"m{i}"}}"#)).collect();
-    items.push(r#"{"type":"UserMessage","sender":7}"#.into());
-    let body = format!("[{}]", items.join(","));
-    let answer = raw(&app, (Method::POST, "/conversations/c/messages".into(), Some(body))).await;
-    expect_raw_error(answer, 400, "too_many_messages");
+    let good: Vec<String> =
+        (0..11).map(|i| format!(r#"{{"type":"UserMessage","sender":"alice","text":"m{i}"}}"#)).collect();
+    let post =
+        |items: &[String]| (Method::POST, "/conversations/c/messages".into(), Some(format!("[{}]", items.join(","))));
+    // SPEC.md 3.2, step 4: the shape of the whole body before the batch size.
+    let mut bad_last = good[..10].to_vec();
+    bad_last.push(r#"{"type":"UserMessage","sender":7}"#.into());
+    expect_raw_error(raw(&app, post(&bad_last)).await, 400, "invalid_request");
+    let mut bad_first = good.clone();
+    bad_first[0] = r#"{"type":"Bogus","text":"x"}"#.into();
+    expect_raw_error(raw(&app, post(&bad_first)).await, 400, "invalid_request");
+    // Only a well-formed batch is counted.
+    expect_raw_error(raw(&app, post(&good)).await, 400, "too_many_messages");
+    expect_raw_error(raw(&app, post(&[])).await, 400, "invalid_request");
     assert!(app.history("c").await.is_empty());
     app.stop().await;
 }
