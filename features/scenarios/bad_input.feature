@@ -39,6 +39,8 @@ Feature: Bad input
       | POST   | /conversations/{team}/messages           | [{"type":"UserMessage","text":"no sender"}] |
       | POST   | /conversations/{team}/messages           | [{"type":"Shout","text":"x"}]          |
       | POST   | /conversations/{team}/messages           | [["UserMessage","{alice}","in order"]] |
+      | POST   | /conversations/{team}/messages           | [{"type":"SystemMessage","text":"x","sender":null}] |
+      | POST   | /conversations/{team}/messages           | [{"type":"SystemMessage","text":"x","idempotencyKey":null}] |
 
   @SG-REST-4 @SG-REST-8
   Scenario: An array where an object is expected is refused and creates nothing
@@ -214,6 +216,20 @@ Feature: Bad input
       | [{"type":"SystemMessage"},{"type":"SystemMessage","text":"x"},{"type":"SystemMessage","text":"x"},{"type":"SystemMessage","text":"x"},{"type":"SystemMessage","text":"x"},{"type":"SystemMessage","text":"x"},{"type":"SystemMessage","text":"x"},{"type":"SystemMessage","text":"x"},{"type":"SystemMessage","text":"x"},{"type":"SystemMessage","text":"x"},{"type":"SystemMessage","text":"x"}] | invalid_request |
       | [] | invalid_request |
       | {"type":"SystemMessage","text":"x"} | invalid_request |
+
+  @SG-REST-11
+  Scenario Outline: Within an item the field rules run in order, and the first failing item is reported
+    When the app sends POST /conversations/{team}/messages with <body>
+    Then the answer is 400 <code>
+    And the history of "team" is empty
+
+    Examples:
+      | body | code |
+      | [{"type":"UserMessage","sender":"","text":"{y*20001}","idempotencyKey":""}] | invalid_request |
+      | [{"type":"UserMessage","sender":"","text":"{y*20001}"}] | invalid_id |
+      | [{"type":"UserMessage","sender":"{alice}","text":"{y*20001}","custom":{"":"v"}}] | message_too_long |
+      | [{"type":"UserMessage","sender":"{stranger}","text":"x","custom":{"":"v"}}] | invalid_custom |
+      | [{"type":"UserMessage","sender":"{alice}","text":"x","custom":{"":"v"}},{"type":"UserMessage","sender":"","text":"x"}] | invalid_custom |
 
   @SG-REST-9
   Scenario: A JSON body is accepted whatever its Content-Type says

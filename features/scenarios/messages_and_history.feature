@@ -120,6 +120,17 @@ Feature: Messages and history
     And bob's notifications for "team" list only "pay the invoice", "control"
 
   @SG-MSG-9
+  Scenario: A replay is validated like any message before it is recognised
+    Given a conversation "team" with participants alice
+    And alice has "team" open
+    When alice sends "original" in "team" with idempotency key "k1"
+    And alice sends the frame {"type":"send","ref":"r1","conversationId":"{team}","text":"{y*20001}","idempotencyKey":"{k1}"}
+    Then alice receives a frame {"type":"error","ref":"r1","code":"message_too_long"}
+    When the app sends POST /conversations/{team}/messages with [{"type":"UserMessage","sender":"{alice}","text":"{y*20001}","idempotencyKey":"{k1}"}]
+    Then the answer is 400 message_too_long
+    And the history of "team" is "original"
+
+  @SG-MSG-9
   Scenario: The same key in another conversation stores a new message
     Given a conversation "one" with participants alice
     And a conversation "two" with participants alice

@@ -56,6 +56,8 @@ Feature: The realtime protocol
     Then alice receives a frame {"type":"error","ref":"o1","code":"invalid_id"}
     When alice sends the frame {"type":"open","ref":"o2","conversationId":"a/b"}
     Then alice receives a frame {"type":"error","ref":"o2","code":"invalid_id"}
+    When alice sends the frame {"type":"close","ref":"c1","conversationId":"{x*256}"}
+    Then alice receives a frame {"type":"error","ref":"c1","code":"invalid_id"}
 
   @SG-RT-10
   Scenario Outline: Frames naming a conversation that does not exist get conversation_not_found
