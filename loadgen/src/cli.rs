@@ -103,17 +103,17 @@ pub struct RunArgs {
     #[arg(long, value_parser = parse_secs, default_value = "3s", env = "SUPERGROUP_LOAD_DRAIN")]
     pub drain: f64,
     /// Stepped workload: the rate per talker of each step, e.g. 5,10,20,40 (msg/s per talker, like --rate).
-    #[arg(long, value_delimiter = ',', num_args = 1.., conflicts_with = "stages")]
+    #[arg(long, value_delimiter = ',', num_args = 1.., conflicts_with = "stages", env = "SUPERGROUP_LOAD_STEP_RATE")]
     pub step_rate: Vec<f64>,
     /// How long each step of --step-rate lasts.
-    #[arg(long, value_parser = parse_secs, default_value = "20s")]
+    #[arg(long, value_parser = parse_secs, default_value = "20s", env = "SUPERGROUP_LOAD_STEP")]
     pub step: f64,
     /// Stages of the rate per talker: DURATION:RATE holds, DURATION:FROM..TO ramps, e.g. '30s:1..20,60s:20,5s:100'.
-    #[arg(long)]
+    #[arg(long, env = "SUPERGROUP_LOAD_STAGES")]
     pub stages: Option<String>,
     /// With stages: stop raising the rate once a step crosses this line, repeatable: 'p99>1s', 'loss>0'
     /// (default: both). A step is judged --drain after it ends.
-    #[arg(long = "stop-when", value_name = "EXPR")]
+    #[arg(long = "stop-when", value_name = "EXPR", env = "SUPERGROUP_LOAD_STOP_WHEN")]
     pub stop_when: Vec<String>,
     /// Pass/fail rule, repeatable: 'fanout.p99<50ms', 'loss==0', 'errors==0', 'connect.p95<1s'.
     #[arg(long = "threshold", value_name = "EXPR", env = "SUPERGROUP_LOAD_THRESHOLD")]
@@ -138,10 +138,10 @@ pub struct RunArgs {
     #[arg(long, env = "SUPERGROUP_LOAD_NO_PROGRESS")]
     pub no_progress: bool,
     /// Serve the run's live figures at http://ADDR/metrics (Prometheus text), e.g. 127.0.0.1:9464.
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", env = "SUPERGROUP_LOAD_METRICS_LISTEN")]
     pub metrics_listen: Option<std::net::SocketAddr>,
     /// Write the run's live figures to FILE, one JSON object per second (schema in loadgen/README.md).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", env = "SUPERGROUP_LOAD_OUT_JSONL")]
     pub out_jsonl: Option<PathBuf>,
     /// PEM file of CA certificates to trust besides the platform's roots, for an https/wss target with a private CA.
     #[arg(long, env = "SUPERGROUP_CA_CERT")]
@@ -264,6 +264,25 @@ pub fn parse_secs(s: &str) -> Result<f64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_flag_of_every_command_has_an_environment_variable() {
+        use clap::CommandFactory;
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let builtin = matches!(arg.get_id().as_str(), "help" | "version");
+                if !arg.is_positional() && !builtin && arg.get_env().is_none() {
+                    missing.push(format!("{path} --{}", arg.get_long().unwrap_or(arg.get_id().as_str())));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "supergroup-load", &mut missing);
+        assert!(missing.is_empty(), "flags without an environment variable: {missing:?}");
+    }
 
     #[test]
     fn durations() {
