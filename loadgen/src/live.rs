@@ -8,7 +8,7 @@
 //! keeps its own copy of the series. The schema and the metric names are in
 //! loadgen/README.md.
 
-use crate::recorder::SecondSample;
+use crate::recorder::{Overdue, SecondSample};
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::fs::File;
@@ -26,6 +26,11 @@ pub struct LiveSample {
     pub second: SecondSample,
     /// Errors counted so far, every kind (connect, open, send, closes by the server...).
     pub errors: u64,
+    /// Loss so far: deliveries due of the messages written at least `--drain` ago (one per
+    /// guest that had the conversation open then), and of those not arrived yet. `null`
+    /// when not computed: with `--churn`, `--reconnect-storm` or `--workers`.
+    pub due_so_far: Option<u64>,
+    pub missing_so_far: Option<u64>,
 }
 
 /// What the endpoint reads: the latest second and how many there were.
@@ -90,8 +95,13 @@ impl Live {
     }
 
     /// One more second: the endpoint serves it from now on and the file gets its line.
-    pub fn publish(&mut self, second: &SecondSample, errors: u64) {
-        let sample = LiveSample { second: second.clone(), errors };
+    pub fn publish(&mut self, second: &SecondSample, errors: u64, overdue: Option<Overdue>) {
+        let sample = LiveSample {
+            second: second.clone(),
+            errors,
+            due_so_far: overdue.map(|o| o.expected),
+            missing_so_far: overdue.map(|o| o.missing),
+        };
         if let Some((path, out)) = &mut self.jsonl {
             let line = serde_json::to_string(&sample).expect("numbers and options serialize");
             if let Err(e) = writeln!(out, "{line}").and_then(|_| out.flush()) {
@@ -180,6 +190,20 @@ fn render(latest: &Latest) -> String {
         &[("", n(s.errors))],
     );
     metric(
+        "supergroup_load_deliveries_due",
+        "gauge",
+        "Deliveries due of the messages written at least --drain ago (one per guest with the conversation open then); \
+         NaN with --churn, --reconnect-storm or --workers.",
+        &[("", s.due_so_far.map(|v| v as f64))],
+    );
+    metric(
+        "supergroup_load_deliveries_missing",
+        "gauge",
+        "Of the deliveries due, those not arrived yet: the loss so far (a later arrival still counts as delivered \
+         in summary.json); NaN when the due count is.",
+        &[("", s.missing_so_far.map(|v| v as f64))],
+    );
+    metric(
         "supergroup_load_cpu_percent",
         "gauge",
         "CPU of the last second, % of one core: the server (when sampled), the load generator, the whole machine.",
@@ -231,7 +255,8 @@ mod tests {
             render(&latest).lines().filter(|l| !l.starts_with('#')).collect::<Vec<_>>(),
             ["supergroup_load_seconds_total 0"]
         );
-        latest.sample = Some(LiveSample { second: second(4.0), errors: 3 });
+        latest.sample =
+            Some(LiveSample { second: second(4.0), errors: 3, due_so_far: Some(170), missing_so_far: Some(2) });
         latest.seconds = 4;
         let text = render(&latest);
         for line in [
@@ -241,6 +266,8 @@ mod tests {
             "supergroup_load_deliveries_total 180",
             "supergroup_load_guests_open 9",
             "supergroup_load_errors_total 3",
+            "supergroup_load_deliveries_due 170",
+            "supergroup_load_deliveries_missing 2",
             "supergroup_load_cpu_percent{process=\"server\"} NaN",
             "supergroup_load_rss_bytes{process=\"server\"} 2097152",
         ] {

@@ -267,6 +267,15 @@ pub struct SecondSample {
     pub machine_cpu_pct: Option<f64>,
 }
 
+/// Deliveries due so far and those of them not arrived ([`Recorder::overdue`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Overdue {
+    /// Deliveries due: per message written at least `--drain` ago, the guests that had its conversation open.
+    pub expected: u64,
+    /// Of those, not arrived yet.
+    pub missing: u64,
+}
+
 /// Completeness of one group of guests (those who stayed, came back, or left for good).
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct GroupCounts {
@@ -850,6 +859,33 @@ impl Recorder {
             .count() as u64
     }
 
+    /// Loss so far, for the live figures: of the messages written at least `patience_us`
+    /// ago (the run's `--drain`) and not refused, the deliveries due (one per guest that
+    /// had the conversation open when the message was written) and how many of them have
+    /// not arrived. A live estimate: a delivery that comes later still counts as delivered
+    /// in `summary.json`, whose completeness is judged per guest at the end. A guest that
+    /// leaves (churn, reconnect storm) stays counted as due, so [`Recorder::overdue`] is
+    /// only meaningful without them (the caller leaves it out then). Walks every message
+    /// written so far, one atomic load each: at 10,000 messages about 10 µs per call.
+    pub fn overdue(&self, patience_us: u64) -> Overdue {
+        let now = self.inner.clock.now_micros();
+        let per = self.inner.plan.messages_per_talker();
+        let mut o = Overdue::default();
+        for (k, written) in self.inner.written.iter().enumerate() {
+            for seq in 0..written.load(Relaxed).min(per) {
+                let Some(slot) = self.slot(k, seq) else { break };
+                let sent = slot.sent.load(Relaxed);
+                if sent == NEVER || slot.refused.load(Relaxed) || sent.saturating_add(patience_us) > now {
+                    continue;
+                }
+                let due = slot.receivers.load(Relaxed);
+                o.expected += due;
+                o.missing += due.saturating_sub(slot.deliveries.load(Relaxed));
+            }
+        }
+        o
+    }
+
     /// Deliveries of this run's messages to guests so far, duplicates included.
     pub fn delivered(&self) -> u64 {
         self.inner.shards.iter().map(|s| lock(s).delivered).sum()
@@ -1190,6 +1226,24 @@ mod tests {
         let c = coordinator.finish();
         assert_eq!((c.sent, c.acked, c.unanswered), (3, 1, 1));
         assert_eq!(c.time_to_last.len(), 1, "talker 0's #0 reached a guest; talker 1's facts never came here");
+    }
+
+    #[test]
+    fn overdue_counts_what_is_due_and_missing_of_messages_older_than_the_patience() {
+        let rec = Recorder::new(Clock::start_now(), plan(2, 1, 1));
+        rec.guest_open_changed(0, true);
+        rec.guest_open_changed(0, true);
+        for seq in 0..3 {
+            rec.message_sent(0, seq, 0, 0);
+        }
+        rec.message_refused(0, 2);
+        // #0 reached both guests, #1 one of them; the refused #2 is due to nobody.
+        rec.delivery(0, 0, 0, 0, 10);
+        rec.delivery(1, 0, 0, 0, 10);
+        rec.delivery(0, 0, 1, 0, 10);
+        assert_eq!(rec.overdue(0), Overdue { expected: 4, missing: 1 });
+        // With an hour's patience nothing written now is due yet.
+        assert_eq!(rec.overdue(3_600_000_000), Overdue::default());
     }
 
     #[test]

@@ -423,6 +423,11 @@ async fn tick(
     let _ = own.sample();
     let mut machine = MachineSampler::default();
     let _ = machine.sample();
+    // Loss so far waits as long as the end of the run does (--drain); a guest that leaves
+    // stays counted as due, so it is left out with churn or a reconnect storm.
+    let patience_us = ((planned.drain_end - planned.send_end).max(0.0) * 1e6) as u64;
+    let workload = &recorder.plan().workload;
+    let overdue_exact = workload.churn == 0.0 && workload.reconnect_storm.is_none();
     let mut interval = tokio::time::interval(Duration::from_secs(1));
     interval.tick().await;
     // Bounded by the run: the latest possible end plus generous slack for goose's start and stop.
@@ -435,7 +440,7 @@ async fn tick(
         }
         let server = sampler.as_mut().and_then(|s| s.sample());
         let sample = recorder.tick(server, own.sample(), machine.sample());
-        live.publish(&sample, recorder.errors_total());
+        live.publish(&sample, recorder.errors_total(), overdue_exact.then(|| recorder.overdue(patience_us)));
         let actual = recorder.send_start().map(|us| planned.with_send_start(us as f64 / 1e6));
         progress.update(&sample, actual.as_ref(), guests, recorder.fanout_p99_ms());
     }

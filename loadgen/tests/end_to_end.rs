@@ -65,6 +65,7 @@ async fn live_metrics_answer_during_a_run_and_the_jsonl_has_one_line_per_second(
         "supergroup_load_fanout_seconds{quantile=\"0.99\"} ",
         "supergroup_load_guests_open 30",
         "supergroup_load_errors_total 0",
+        "supergroup_load_deliveries_missing ",
     ] {
         assert!(body.lines().any(|l| l.starts_with(name)), "no `{name}` in\n{body}");
     }
@@ -83,6 +84,12 @@ async fn live_metrics_answer_during_a_run_and_the_jsonl_has_one_line_per_second(
         assert_eq!(line["delivered"].as_u64(), Some(second.delivered));
         assert_eq!(line["errors"].as_u64(), Some(0));
     }
+    // Loss so far: by the last second the messages older than --drain (1.5 s) are due at
+    // all 30 guests (open before the first message), and none of them is missing.
+    let last = lines.last().unwrap();
+    let (due, sent) = (last["due_so_far"].as_u64().unwrap_or(0), outcome.summary.messages.sent);
+    assert!(due > 0 && due <= 30 * sent && due % 30 == 0, "due {due} of {sent} messages to 30 guests: {last}");
+    assert_eq!(last["missing_so_far"].as_u64(), Some(0), "{last}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -915,7 +915,8 @@ async fn tick(
             machine_cpu_pct: machine.sample(),
         };
         recorder.push_sample(sample.clone());
-        live.publish(&sample, latest.iter().map(|s| s.errors).sum());
+        // Loss so far is not merged from the workers' slots (each knows its own guests only).
+        live.publish(&sample, latest.iter().map(|s| s.errors).sum(), None);
         let actual = recorder.send_start().map(|us| planned.with_send_start(us as f64 / 1e6));
         progress.update(&sample, actual.as_ref(), guests, sample.p99_ms);
     }
