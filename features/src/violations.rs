@@ -210,6 +210,24 @@ pub fn expectation(v: Violation) -> Expectation {
             ],
             &["SG-PART-2", "SG-PART-6", "SG-PART-7", "SG-PART-9", "SG-GUEST-2", "SG-APP-2"],
         ),
+        // The server reports and enforces the wrong limit alike, so only the
+        // preset check can tell (before it was sharpened, it also passed any
+        // plan name other than basic and growth).
+        PlanPresetWrong => e(
+            v,
+            "SG-APP-3",
+            &["a basic plan has 100 participants and 300 guests, a growth plan 300 and 1250"],
+            &["SG-APP-3"],
+        ),
+        SenderNotified => e(v, "SG-NOTIFY-1", &[r#"alice is not notified about "team""#], &["SG-NOTIFY-1"]),
+        MentionsOnlyIgnored => e(v, "SG-NOTIFY-2", &[r#"erin is not notified about "team""#], &["SG-NOTIFY-2"]),
+        SystemMessageNotifies => e(v, "SG-NOTIFY-6", &[r#"bob is not notified about "quiet""#], &["SG-NOTIFY-6"]),
+        GuestMessageNotifiesNobody => e(
+            v,
+            "SG-NOTIFY-7",
+            &[r#"alice is notified of "question from the audience" in "lobby""#],
+            &["SG-NOTIFY-7", "SG-GUEST-1"],
+        ),
     }
 }
 

@@ -240,7 +240,8 @@ pub fn deliver(state: &AppState, stored: &[&Stored]) {
             let frame = ServerFrame::Message { message: msg.clone() };
             rooms[i].frames.push(serde_json::to_string(&frame).expect("frames serialize").into());
             rooms[i].messages.push((msg, s));
-            rooms[i].notify.push(notification_candidates(msg, &s.participants));
+            let faulty = crate::violation::faults::notification_candidates(state, msg, &s.participants);
+            rooms[i].notify.push(faulty.unwrap_or_else(|| notification_candidates(msg, &s.participants)));
         }
     }
     let mut batch: Vec<RoomBatch> = rooms
@@ -270,7 +271,7 @@ pub fn deliver(state: &AppState, stored: &[&Stored]) {
             let data =
                 MessageSent { message: msg.clone(), conversation: IdRef { id: msg.conversation_id.clone() }, sender };
             state.webhooks.emit(app, MESSAGE_SENT, &data);
-            if msg.kind != MessageType::UserMessage {
+            if msg.kind != MessageType::UserMessage && !state.violates(Violation::SystemMessageNotifies) {
                 continue;
             }
             let recipients = if state.violates(Violation::NotifyPresenceCheckedLate) {

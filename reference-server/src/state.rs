@@ -81,7 +81,8 @@ impl AppState {
         let mut apps = HashMap::new();
         for app in &config.apps {
             let webhook = stored.iter().find(|(id, _)| id == &app.id).map(|(_, reg)| reg.clone());
-            apps.insert(app.id.clone(), Arc::new(App { config: app.clone(), webhook: Mutex::new(webhook) }));
+            let config = crate::violation::faults::app_config(&config.violations, app.clone());
+            apps.insert(app.id.clone(), Arc::new(App { config, webhook: Mutex::new(webhook) }));
         }
         let (writer, queue) = Writer::new();
         let state = AppState(Arc::new(Shared {

@@ -75,11 +75,21 @@ pub enum Violation {
     ConversationPutPartial,
     /// Only `participantLimit - 1` participants fit (`>=` where `>` belongs).
     ParticipantLimitOffByOne,
+    /// The `basic` plan gets the participant limit of the `growth` row (300, not 100), reported and enforced alike.
+    PlanPresetWrong,
+    /// The sender of a UserMessage is notified of it like any other absent participant.
+    SenderNotified,
+    /// A participant whose `notify` is `MentionsOnly` is notified of every message, as if `true`.
+    MentionsOnlyIgnored,
+    /// A SystemMessage notifies the absent participants like a UserMessage.
+    SystemMessageNotifies,
+    /// A message written by a guest notifies nobody.
+    GuestMessageNotifiesNobody,
 }
 
 impl Violation {
     /// Every violation, in the order the README's table lists them.
-    pub const ALL: [Violation; 32] = [
+    pub const ALL: [Violation; 37] = [
         Violation::GuestNotified,
         Violation::GuestCountsTowardParticipantLimit,
         Violation::GuestTypingShown,
@@ -112,6 +122,11 @@ impl Violation {
         Violation::RemovedMemberKeepsOpen,
         Violation::ConversationPutPartial,
         Violation::ParticipantLimitOffByOne,
+        Violation::PlanPresetWrong,
+        Violation::SenderNotified,
+        Violation::MentionsOnlyIgnored,
+        Violation::SystemMessageNotifies,
+        Violation::GuestMessageNotifiesNobody,
     ];
 
     /// The flag spelling, e.g. `guest-notified`.
@@ -149,6 +164,11 @@ impl Violation {
             Violation::RemovedMemberKeepsOpen => "removed-member-keeps-open",
             Violation::ConversationPutPartial => "conversation-put-partial",
             Violation::ParticipantLimitOffByOne => "participant-limit-off-by-one",
+            Violation::PlanPresetWrong => "plan-preset-wrong",
+            Violation::SenderNotified => "sender-notified",
+            Violation::MentionsOnlyIgnored => "mentions-only-ignored",
+            Violation::SystemMessageNotifies => "system-message-notifies",
+            Violation::GuestMessageNotifiesNobody => "guest-message-notifies-nobody",
         }
     }
 }
@@ -234,6 +254,7 @@ impl Violations {
 /// function is a no-op unless its violation is on, so a call site stays one line.
 pub mod faults {
     use super::Violation;
+    use crate::config::AppConfig;
     use crate::membership::encode;
     use crate::state::{App, AppState};
     use std::collections::HashMap;
@@ -242,6 +263,51 @@ pub mod faults {
     use supergroup_protocol::frames::ServerFrame;
     use supergroup_protocol::rest::Message;
     use supergroup_protocol::webhook::{IdRef, NOTIFICATION_TRIGGERED, NotificationTriggered};
+
+    /// The app as the server runs it: with plan-preset-wrong, a `basic` app
+    /// without an operator override takes the `growth` row's participant limit.
+    pub fn app_config(violations: &super::Violations, mut app: AppConfig) -> AppConfig {
+        use supergroup_protocol::limits::Plan;
+        if violations.has(Violation::PlanPresetWrong) && app.plan == Plan::Basic && app.participant_limit.is_none() {
+            app.participant_limit = Some(Plan::Growth.participant_limit());
+        }
+        app
+    }
+
+    /// Who a faulty server considers for a notification of `msg` (before the
+    /// presence check), or `None` when no notification fault changes that.
+    pub fn notification_candidates(
+        state: &AppState,
+        msg: &Message,
+        participants: &std::collections::BTreeMap<String, supergroup_protocol::rest::ParticipantSettings>,
+    ) -> Option<Vec<String>> {
+        use supergroup_protocol::rest::{MessageType, Notify};
+        let v = &state.config.violations;
+        let sender = msg.sender_id.as_deref();
+        let system = msg.kind != MessageType::UserMessage;
+        if v.has(Violation::GuestMessageNotifiesNobody) && sender.is_some_and(|s| !participants.contains_key(s)) {
+            return Some(Vec::new());
+        }
+        let changed = if system {
+            v.has(Violation::SystemMessageNotifies)
+        } else {
+            v.has(Violation::SenderNotified) || v.has(Violation::MentionsOnlyIgnored)
+        };
+        if !changed {
+            return None;
+        }
+        let candidates = participants
+            .iter()
+            .filter(|(user, _)| v.has(Violation::SenderNotified) || Some(user.as_str()) != sender)
+            .filter(|(user, p)| match p.notify {
+                Notify::On => true,
+                Notify::Off => false,
+                Notify::MentionsOnly => v.has(Violation::MentionsOnlyIgnored) || msg.text.contains(&format!("@{user}")),
+            })
+            .map(|(user, _)| user.clone())
+            .collect();
+        Some(candidates)
+    }
 
     /// A guest opened `conv` (admitted, new on this connection).
     pub fn guest_opened(state: &AppState, app: &App, conv: &str, user: &str) {
