@@ -373,6 +373,22 @@ pub struct Completeness {
     pub guests_complete: u64,
 }
 
+impl Completeness {
+    /// Adds another process's counts (a load worker's); `loss_ratio` is left
+    /// to the caller, who has the whole.
+    pub fn add(&mut self, o: &Completeness) {
+        self.expected += o.expected;
+        self.delivered += o.delivered;
+        self.missing += o.missing;
+        self.missing_after_server_close += o.missing_after_server_close;
+        self.duplicates += o.duplicates;
+        self.out_of_order += o.out_of_order;
+        self.unexpected += o.unexpected;
+        self.guests += o.guests;
+        self.guests_complete += o.guests_complete;
+    }
+}
+
 /// One node's share of a run with several targets (`--target URL1,URL2,...`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct NodeShare {

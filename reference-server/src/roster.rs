@@ -87,15 +87,6 @@ impl Rosters {
             inner.rooms.remove(room);
         }
     }
-
-    /// How many rosters are kept (for tests and metrics).
-    pub fn len(&self) -> usize {
-        self.lock().rooms.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 #[cfg(test)]
@@ -135,7 +126,7 @@ mod tests {
             let g = r.generation();
             r.keep(room(&i.to_string()), roster(&[]), g);
         }
-        assert_eq!(r.len(), MAX_ROOMS);
+        assert_eq!(r.lock().rooms.len(), MAX_ROOMS);
         assert!(r.get(&room(&(MAX_ROOMS + 9).to_string())).is_some(), "the newest is kept");
     }
 }

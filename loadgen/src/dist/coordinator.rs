@@ -597,17 +597,7 @@ fn merge(
         if !r.fanout_returned.is_empty() {
             add(&mut f.fanout_returned, &r.fanout_returned)?;
         }
-        let c = &r.completeness;
-        let m = &mut f.completeness;
-        m.expected += c.expected;
-        m.delivered += c.delivered;
-        m.missing += c.missing;
-        m.missing_after_server_close += c.missing_after_server_close;
-        m.duplicates += c.duplicates;
-        m.out_of_order += c.out_of_order;
-        m.unexpected += c.unexpected;
-        m.guests += c.guests;
-        m.guests_complete += c.guests_complete;
+        f.completeness.add(&r.completeness);
         f.churn.add(&r.churn);
         for (k, v) in &r.errors {
             *f.errors.entry(k.clone()).or_insert(0) += v;
@@ -625,9 +615,9 @@ fn merge(
         let fanout = decode_histogram(&r.fanout)?;
         let fig = &mut figures[i];
         fig.guests_opened = r.guests_opened;
-        fig.expected = c.expected;
-        fig.delivered = c.delivered;
-        fig.missing = c.missing;
+        fig.expected = r.completeness.expected;
+        fig.delivered = r.completeness.delivered;
+        fig.missing = r.completeness.missing;
         fig.p50_ms = (!fanout.is_empty()).then(|| fanout.value_at_quantile(0.5) as f64 / 1000.0);
         fig.p99_ms = (!fanout.is_empty()).then(|| fanout.value_at_quantile(0.99) as f64 / 1000.0);
         fig.cpu_mean_pct = r.cpu_mean_pct;
