@@ -25,6 +25,7 @@ pub mod roster;
 pub mod routes;
 pub mod state;
 pub mod store;
+pub mod talkers;
 pub mod tls;
 pub mod transport;
 pub mod validate;
@@ -90,6 +91,8 @@ pub async fn serve(
     state.drain_outgoing().await;
     // Releases the database file's lock now, not when the last handle drops.
     state.db.close();
+    // Nothing runs there any more: the writer stopped, the connections closed.
+    state.talkers.stop();
     Ok(())
 }
 

@@ -317,6 +317,13 @@ fn scraped(state: &AppState) -> Registry {
         "Conversations open on realtime connections, by the role held (one per connection and conversation)",
         open,
     );
+    let talkers = Gauge::<i64>::default();
+    talkers.set(state.talkers.moved() as i64);
+    r.register(
+        "realtime_talkers",
+        "Realtime connections moved to the talkers' runtime (their first send; at most 64 at once)",
+        talkers,
+    );
     let conversations = Gauge::<i64>::default();
     conversations.set(census.rooms as i64);
     r.register("conversations_open", "Conversations that at least one realtime connection has open", conversations);

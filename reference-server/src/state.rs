@@ -59,6 +59,8 @@ pub struct Shared {
     pub metrics: crate::metrics::Metrics,
     /// Conversations' rosters kept for `open`; the writer forgets changed ones.
     pub rosters: crate::roster::Rosters,
+    /// The writer's and the senders' own runtime ([`crate::talkers`]).
+    pub talkers: crate::talkers::Talkers,
 }
 
 /// The handle: clone it freely.
@@ -74,7 +76,8 @@ impl Deref for AppState {
 
 impl AppState {
     /// Opens the database, loads registered webhooks and starts the webhook
-    /// sender and the writer (stop it with `writer.stop()`).
+    /// sender, the talkers' runtime and the writer on it (stop them with
+    /// `writer.stop()`, then `talkers.stop()`).
     pub async fn build(config: Config) -> anyhow::Result<AppState> {
         let db = Db::open(&config.db)?;
         let stored = db.call(|c| crate::store::load_webhooks(c)).await?;
@@ -104,6 +107,7 @@ impl AppState {
             user_connections: Default::default(),
             metrics: Default::default(),
             rosters: Default::default(),
+            talkers: crate::talkers::Talkers::start()?,
         }));
         crate::writer::start(state.clone(), queue);
         Ok(state)

@@ -134,9 +134,11 @@ pub async fn wait<T>(answer: Answer<T>) -> Result<T, ApiError> {
     answer.await.map_err(|_| ApiError::internal("the writer dropped a job"))?
 }
 
-/// Runs the writer task on the current runtime.
+/// Runs the writer task on the talkers' runtime ([`crate::talkers`]): its
+/// wake-up after a commit never queues behind a fan-out round's connections.
 pub fn start(state: AppState, Queue(mut rx): Queue) {
-    tokio::spawn(async move {
+    let runtime = state.talkers.handle().clone();
+    runtime.spawn(async move {
         let _stopped = state.writer.stopped.clone().drop_guard();
         let stop = state.writer.stop.clone();
         let mut jobs = Vec::with_capacity(MAX_JOBS);

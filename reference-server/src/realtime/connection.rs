@@ -2,6 +2,11 @@
 //! them in order, and writes whatever the hub or its own replies queued. A
 //! single task (no separate writer) keeps an idle connection small.
 //!
+//! Talkers: at its first frame that waits for the writer (a `send`), the
+//! connection moves, whole, to the talkers' runtime ([`crate::talkers`]), if
+//! it has a place left, and lives there on; so a sender's frames and acks are
+//! not queued behind the fan-out rounds of thousands of listeners.
+//!
 //! Pipelining: a `send` is queued to the group-commit writer and the
 //! connection reads on; replies wait in a FIFO ([`FuturesOrdered`]) so they
 //! go out in the order of the frames they answer (SG-RT-2), a ready reply
@@ -37,6 +42,7 @@ use super::user_cap::UserSlot;
 use crate::hub::{Frames, Outbox};
 use crate::metrics::Metrics;
 use crate::state::{App, AppState};
+use crate::talkers::Place;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::stream::FuturesOrdered;
 use futures_util::{SinkExt, StreamExt};
@@ -60,88 +66,133 @@ pub const MAX_IN_FLIGHT: usize = 32;
 /// its write still in progress. One second per oversized message, bounded.
 pub(crate) const LINGER_AFTER_TOO_BIG: Duration = Duration::from_secs(1);
 
-pub async fn run(state: AppState, app: Arc<App>, user: String, slot: UserSlot, mut socket: WebSocket) {
-    let (_counted, app_id) = (state.metrics.connection(), app.config.id.clone());
-    let (outbox, mut rx, slow) = Outbox::new(&user, state.config.outbound_queue);
-    let replies = outbox.clone();
-    let mut handler = Handler::new(state.clone(), app, outbox, slot);
-    let mut pending: FuturesOrdered<Pending> = FuturesOrdered::new();
-    // Both signals are awaited through futures made once and pinned here: a
-    // fresh `cancelled()` or `notified()` per loop turn would register with the
-    // server-wide token (one lock for every connection) on every frame written.
-    let shutdown = state.shutdown.clone();
-    let stopping = shutdown.cancelled();
-    tokio::pin!(stopping);
-    let slow_fired = slow.notified();
-    tokio::pin!(slow_fired);
-    let (ping_every, idle) = (state.config.transport.ws_ping_interval, state.config.transport.ws_idle_timeout);
-    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
-    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let idle_deadline = tokio::time::sleep(idle);
-    tokio::pin!(idle_deadline);
-    let closing = loop {
-        tokio::select! {
-            biased;
-            _ = &mut stopping => break Some((close::GOING_AWAY, "server shutting down")),
-            _ = &mut slow_fired => break Some((close::POLICY, close::SLOW_CONSUMER_REASON)),
-            _ = &mut idle_deadline => break Some((close::IDLE, close::IDLE_REASON)),
-            _ = ping.tick() => match tokio::time::timeout(WRITE_STALL, socket.send(Message::Ping(Default::default()))).await {
-                Ok(Ok(())) => {}
-                Ok(Err(_)) => break None,
-                Err(_) => break Some((close::POLICY, close::SLOW_CONSUMER_REASON)),
-            },
-            // The futures of writing and handling are boxed: they exist only while
-            // busy, so an idle connection's task stays small.
-            Some(reply) = pending.next(), if !pending.is_empty() => replies.push(reply),
-            Some(first) = rx.recv() => {
-                state.metrics.outbound_depth(rx.len() + 1);
-                let write = Box::pin(write_batch(&mut socket, first, &mut rx, Some(&state.metrics)));
-                // No shutdown arm here: a batch taken from the queue is written
-                // (bounded by WRITE_STALL) rather than dropped half way.
-                tokio::select! {
-                    biased;
-                    _ = &mut slow_fired => break Some((close::POLICY, close::SLOW_CONSUMER_REASON)),
-                    written = write => match written {
-                        Written::Done => {}
-                        Written::Stalled => break Some((close::POLICY, close::SLOW_CONSUMER_REASON)),
-                        Written::Failed => break None,
-                    },
-                }
-            }
-            incoming = socket.recv(), if pending.len() < MAX_IN_FLIGHT => {
-                // Anything from the client, a pong included, proves it alive.
-                idle_deadline.as_mut().reset(tokio::time::Instant::now() + idle);
-                match incoming {
-                    None | Some(Ok(Message::Close(_))) => break None,
-                    Some(Ok(Message::Text(text))) => {
-                        let answer = Box::pin(handler.on_text(text.as_str())).await;
-                        queue_answer(answer, &mut pending, &replies);
-                    }
-                    Some(Ok(Message::Binary(_))) => queue_answer(handler.on_binary(), &mut pending, &replies),
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                    Some(Err(e)) if is_too_big(&e) => break Some((close::TOO_BIG, "frame over 65536 bytes")),
-                    Some(Err(_)) => break None,
-                }
-            }
-        }
-    };
-    // Leaves every conversation (the handler's presence guard does it on drop,
-    // also when this task panics).
-    drop(handler);
-    if let Some((close::GOING_AWAY, _)) = closing {
-        // Acks of frames already handled (those still being committed
-        // included) go out before the close (bounded).
-        let flush = async {
-            while let Some(reply) = pending.next().await {
-                replies.push(reply);
-            }
-            write_queued(&mut socket, &mut rx).await
-        };
-        let _ = tokio::time::timeout(FLUSH_ON_SHUTDOWN, flush).await;
+pub async fn run(state: AppState, app: Arc<App>, user: String, slot: UserSlot, socket: WebSocket) {
+    let conn = Conn::new(state, app, user, slot, socket);
+    if let Some(conn) = conn.serve().await {
+        // It sent: the rest of its life runs on the talkers' runtime. This
+        // task waits for it (the server's tracker still counts it).
+        let talkers = conn.state.talkers.handle().clone();
+        let _ = talkers.spawn(async move { conn.serve().await }).await;
     }
-    record_close(&state, &app_id, &user, closing);
-    if let Some((code, reason)) = closing {
-        send_close(&mut socket, code, reason).await;
+}
+
+/// Everything one connection owns, so that it can move to the talkers' runtime whole.
+struct Conn {
+    state: AppState,
+    app_id: String,
+    user: String,
+    _counted: crate::metrics::ConnectionGuard,
+    socket: WebSocket,
+    rx: tokio::sync::mpsc::Receiver<Frames>,
+    slow: Arc<tokio::sync::Notify>,
+    replies: Outbox,
+    handler: Handler,
+    pending: FuturesOrdered<Pending>,
+    /// Its place on the talkers' runtime, once moved there.
+    place: Option<Place>,
+}
+
+impl Conn {
+    fn new(state: AppState, app: Arc<App>, user: String, slot: UserSlot, socket: WebSocket) -> Conn {
+        let (_counted, app_id) = (state.metrics.connection(), app.config.id.clone());
+        let (outbox, rx, slow) = Outbox::new(&user, state.config.outbound_queue);
+        let replies = outbox.clone();
+        let handler = Handler::new(state.clone(), app, outbox, slot);
+        let pending = FuturesOrdered::new();
+        Conn { state, app_id, user, _counted, socket, rx, slow, replies, handler, pending, place: None }
+    }
+
+    /// Serves the connection until it ends (`None`), or until its first frame
+    /// that waits for the writer finds a place on the talkers' runtime: then
+    /// it returns itself, to be served on from there.
+    async fn serve(mut self) -> Option<Conn> {
+        // Both signals are awaited through futures made once and pinned here: a
+        // fresh `cancelled()` or `notified()` per loop turn would register with the
+        // server-wide token (one lock for every connection) on every frame written.
+        let (shutdown, slow) = (self.state.shutdown.clone(), self.slow.clone());
+        let stopping = shutdown.cancelled();
+        tokio::pin!(stopping);
+        let slow_fired = slow.notified();
+        tokio::pin!(slow_fired);
+        let (ping_every, idle) =
+            (self.state.config.transport.ws_ping_interval, self.state.config.transport.ws_idle_timeout);
+        let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let idle_deadline = tokio::time::sleep(idle);
+        tokio::pin!(idle_deadline);
+        let closing = loop {
+            tokio::select! {
+                biased;
+                _ = &mut stopping => break Some((close::GOING_AWAY, "server shutting down")),
+                _ = &mut slow_fired => break Some((close::POLICY, close::SLOW_CONSUMER_REASON)),
+                _ = &mut idle_deadline => break Some((close::IDLE, close::IDLE_REASON)),
+                _ = ping.tick() => match tokio::time::timeout(WRITE_STALL, self.socket.send(Message::Ping(Default::default()))).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => break None,
+                    Err(_) => break Some((close::POLICY, close::SLOW_CONSUMER_REASON)),
+                },
+                // The futures of writing and handling are boxed: they exist only while
+                // busy, so an idle connection's task stays small.
+                Some(reply) = self.pending.next(), if !self.pending.is_empty() => self.replies.push(reply),
+                Some(first) = self.rx.recv() => {
+                    self.state.metrics.outbound_depth(self.rx.len() + 1);
+                    let write = Box::pin(write_batch(&mut self.socket, first, &mut self.rx, Some(&self.state.metrics)));
+                    // No shutdown arm here: a batch taken from the queue is written
+                    // (bounded by WRITE_STALL) rather than dropped half way.
+                    tokio::select! {
+                        biased;
+                        _ = &mut slow_fired => break Some((close::POLICY, close::SLOW_CONSUMER_REASON)),
+                        written = write => match written {
+                            Written::Done => {}
+                            Written::Stalled => break Some((close::POLICY, close::SLOW_CONSUMER_REASON)),
+                            Written::Failed => break None,
+                        },
+                    }
+                }
+                incoming = self.socket.recv(), if self.pending.len() < MAX_IN_FLIGHT => {
+                    // Anything from the client, a pong included, proves it alive.
+                    idle_deadline.as_mut().reset(tokio::time::Instant::now() + idle);
+                    match incoming {
+                        None | Some(Ok(Message::Close(_))) => break None,
+                        Some(Ok(Message::Text(text))) => {
+                            let answer = Box::pin(self.handler.on_text(text.as_str())).await;
+                            let waits = matches!(answer, Answer::Later(_));
+                            queue_answer(answer, &mut self.pending, &self.replies);
+                            if waits && self.place.is_none() {
+                                if let Some(place) = self.state.talkers.place() {
+                                    self.place = Some(place);
+                                    return Some(self);
+                                }
+                            }
+                        }
+                        Some(Ok(Message::Binary(_))) => queue_answer(self.handler.on_binary(), &mut self.pending, &self.replies),
+                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                        Some(Err(e)) if is_too_big(&e) => break Some((close::TOO_BIG, "frame over 65536 bytes")),
+                        Some(Err(_)) => break None,
+                    }
+                }
+            }
+        };
+        let Conn { state, app_id, user, mut socket, mut rx, replies, handler, mut pending, .. } = self;
+        // Leaves every conversation (the handler's presence guard does it on drop,
+        // also when this task panics).
+        drop(handler);
+        if let Some((close::GOING_AWAY, _)) = closing {
+            // Acks of frames already handled (those still being committed
+            // included) go out before the close (bounded).
+            let flush = async {
+                while let Some(reply) = pending.next().await {
+                    replies.push(reply);
+                }
+                write_queued(&mut socket, &mut rx).await
+            };
+            let _ = tokio::time::timeout(FLUSH_ON_SHUTDOWN, flush).await;
+        }
+        record_close(&state, &app_id, &user, closing);
+        if let Some((code, reason)) = closing {
+            send_close(&mut socket, code, reason).await;
+        }
+        None
     }
 }
 

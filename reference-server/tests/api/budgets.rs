@@ -57,6 +57,9 @@ async fn webhook_events_past_an_apps_byte_budget_are_dropped_and_the_rest_delive
     let first = tokio::time::timeout(WAIT, gated.bodies.recv()).await.expect("a first delivery").unwrap();
     let fits = 100_000 / first.len();
     assert!((2..20).contains(&fits), "{} bytes per event", first.len());
+    // A POST is answered at its commit; its event is offered to the queue just
+    // after, by the writer's thread: release nothing before all 20 were offered.
+    offered_all(&app.server.base_url(), 20.0).await;
     gated.release(100);
     let mut delivered = vec![first];
     while let Ok(Some(body)) = tokio::time::timeout(Duration::from_millis(500), gated.bodies.recv()).await {
@@ -73,4 +76,23 @@ async fn webhook_events_past_an_apps_byte_budget_are_dropped_and_the_rest_delive
     let expected: Vec<String> = (0..fits).map(|i| format!("{i:04}")).collect();
     assert_eq!(texts, expected, "the first events were kept, the later ones dropped");
     app.stop().await;
+}
+
+/// Waits (bounded: 100 x 20 ms) until the `demo` app's webhook events queued
+/// or in flight plus those dropped add up to `n`, as `/metrics` shows them.
+async fn offered_all(base: &str, n: f64) {
+    let mut seen = 0.0;
+    for _ in 0..100 {
+        let text = reqwest::get(format!("{base}/metrics")).await.unwrap().text().await.unwrap();
+        let value = |series: &str| {
+            text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse::<f64>().ok()).unwrap_or(0.0)
+        };
+        seen = value("supergroup_webhook_queue_events{app=\"demo\"}")
+            + value("supergroup_webhook_dropped_total{app=\"demo\"}");
+        if seen == n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("{seen} of {n} webhook events offered");
 }

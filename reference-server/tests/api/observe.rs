@@ -143,3 +143,57 @@ async fn metrics_count_an_idle_close_under_4000_and_http_by_route_template_and_t
     assert_eq!((f["close_code"].as_u64(), f["reason"].as_str()), (Some(4000), Some("idle timeout")), "{f}");
     assert_eq!(closes[0]["level"], "WARN");
 }
+
+/// Polls `/metrics` (bounded: 50 x 50 ms) until `series` reads `want`; returns the last text.
+async fn scrape_until(base: &str, series: &str, want: f64) -> String {
+    let mut text = String::new();
+    for _ in 0..50 {
+        text = scrape(base).await;
+        if sample(&text, series) == Some(want) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    text
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sender_moves_to_the_talkers_runtime_serves_on_there_and_gives_its_place_back() {
+    use supergroup_protocol::frames::{ClientFrame, ServerFrame};
+    let mut config = Config::for_tests();
+    config.transport.ws_idle_timeout = Duration::from_millis(1500);
+    let app = spawn_app_with(config).await;
+    let base = app.server.base_url();
+    app.conversation("c", &["alice"]).await;
+    let mut talker = app.guest("talker", "c").await;
+    let mut listener = app.guest("listener", "c").await;
+    assert_eq!(sample(&scrape(&base).await, "supergroup_realtime_talkers"), Some(0.0));
+
+    // Its first send moves it; the ack, its own message and the listener's copy all arrive.
+    let send = |r: &str, text: &str| ClientFrame::Send {
+        reference: Some(r.into()),
+        conversation_id: "c".into(),
+        text: text.into(),
+        custom: None,
+        idempotency_key: None,
+    };
+    talker.send(&send("s1", "first")).await.unwrap();
+    assert!(matches!(reply_to(&mut talker, "s1").await, ServerFrame::Ack { .. }));
+    assert_eq!(next_message(&mut listener).await.text, "first");
+    assert_eq!(sample(&scrape(&base).await, "supergroup_realtime_talkers"), Some(1.0));
+
+    // Moved, it still reads (a second send, a close, an open), answers in order and receives.
+    talker.send(&send("s2", "second")).await.unwrap();
+    talker.send(&ClientFrame::Close { reference: Some("x".into()), conversation_id: "c".into() }).await.unwrap();
+    assert!(matches!(reply_to(&mut talker, "s2").await, ServerFrame::Ack { .. }));
+    assert!(matches!(reply_to(&mut talker, "x").await, ServerFrame::Closed { .. }));
+    assert_eq!(next_message(&mut listener).await.text, "second");
+    app.post("c", "alice", "from rest").await;
+    assert_eq!(next_message(&mut listener).await.text, "from rest");
+
+    // Its timers run there too: silent, it is closed with 4000; then its place is free.
+    assert_eq!(talker.wait_closed(WAIT).await.unwrap().0, Some(4000));
+    let after = scrape_until(&base, "supergroup_realtime_talkers", 0.0).await;
+    assert_eq!(sample(&after, "supergroup_realtime_talkers"), Some(0.0), "{after}");
+    app.stop().await;
+}
