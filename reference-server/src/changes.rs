@@ -1,7 +1,11 @@
 //! Changes: the writes other than messages, run by the group-commit writer
 //! ([`crate::writer`]) so that concurrent ones share one transaction and one
 //! fsync: user `PUT`, conversation `PUT`/`DELETE`, participant
-//! `PUT`/`PATCH`/`DELETE` and the realtime `read`.
+//! `PUT`/`PATCH`/`DELETE`, webhook `PUT`/`DELETE` and the realtime `read`.
+//!
+//! A webhook registration takes effect in [`Effect::publish`], in commit order
+//! with the messages: a message committed before it (though published after
+//! its REST answer) goes to the registration it was committed under.
 //!
 //! A change is [applied](Change::apply) inside its own SAVEPOINT of the
 //! writer's transaction, so each request stays all or nothing and a refused
@@ -25,7 +29,9 @@ use crate::violation::Violation;
 use rusqlite::Connection;
 use supergroup_protocol::ErrorCode;
 use supergroup_protocol::frames::ServerFrame;
-use supergroup_protocol::rest::{ConversationUpsert, ParticipantSettings, ParticipantUpsert, UserUpsert};
+use supergroup_protocol::rest::{
+    ConversationUpsert, ParticipantSettings, ParticipantUpsert, UserUpsert, WebhookRegistration,
+};
 
 /// One write of the API, its input already checked by the route.
 pub enum Change {
@@ -49,6 +55,8 @@ pub enum Change {
     DeleteParticipant { conv: String, user: String },
     /// A realtime `read`: everything in `conv` read by `user` (nothing for a guest).
     Read { conv: String, user: String },
+    /// `PUT /webhooks` (`Some`, its URL already checked) or `DELETE /webhooks` (`None`).
+    Webhook(Option<WebhookRegistration>),
 }
 
 /// What a committed change announces, published by [`Effect::publish`].
@@ -72,6 +80,8 @@ pub enum Effect {
     },
     /// Committed yet answered with this error: the conversation-put-partial fault.
     KeptButRefused(ApiError),
+    /// The app's webhook registration from now on.
+    Webhook(Option<WebhookRegistration>),
 }
 
 fn not_a_participant(user: &str) -> ApiError {
@@ -88,7 +98,7 @@ impl Change {
             | Change::PutParticipant { conv, .. }
             | Change::PatchParticipant { conv, .. }
             | Change::DeleteParticipant { conv, .. } => Some(conv),
-            Change::PutUser { .. } | Change::Read { .. } => None,
+            Change::PutUser { .. } | Change::Read { .. } | Change::Webhook(_) => None,
         }
     }
 
@@ -154,6 +164,13 @@ impl Change {
                 store::mark_read(c, app_id, &conv, &user)?;
                 Ok(Effect::Nothing)
             }
+            Change::Webhook(reg) => {
+                match &reg {
+                    Some(r) => store::save_webhook(c, app_id, &r.url, r.events.as_ref())?,
+                    None => store::delete_webhook(c, app_id)?,
+                }
+                Ok(Effect::Webhook(reg))
+            }
         }
     }
 }
@@ -176,6 +193,7 @@ impl Effect {
                 state.hub.evict_all(&app.room(conv), &membership::encode(&closed));
             }
             Effect::KeptButRefused(e) => return Err(e.clone()),
+            Effect::Webhook(reg) => app.set_webhook(reg.clone()),
         }
         Ok(())
     }

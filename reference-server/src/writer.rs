@@ -16,9 +16,12 @@
 //! or nothing. If the COMMIT itself fails, every job of the batch gets
 //! `internal` and nothing of the batch was stored.
 //!
-//! Ordering: one writer, one batch at a time, and each batch is published to
-//! the hub before the next is committed, so delivery order is commit order in
-//! every conversation. Within a batch, too: the messages between two changes
+//! Ordering: one writer, one batch at a time; each committed batch goes,
+//! answered, to the fan-out task (a FIFO), which publishes the batches to the
+//! hub one after the other, so delivery order is commit order in every
+//! conversation. The writer runs on the talkers' runtime ([`crate::talkers`])
+//! and the fan-out task on the main one, beside the connections it wakes: a
+//! hub pass (10,000 wakes) never holds up the next commit nor the acks. Within a batch, too: the messages between two changes
 //! go out in one hub pass, and a change's announcements (`participant.joined`,
 //! `participant.left`, `closed`) go out between the passes of the messages
 //! committed before and after it. A send committed after a membership change
@@ -51,6 +54,12 @@ pub const QUEUE: usize = 4096;
 /// Jobs stored by one group commit, at most: bounds one transaction (and one
 /// hub pass) to 512 jobs, 5,120 messages.
 pub const MAX_JOBS: usize = 512;
+
+/// Committed batches waiting for the fan-out task, at most. Policy when full:
+/// the writer waits for room before its next commit (backpressure: the sends
+/// queue up in [`QUEUE`], then at their connections); nothing is dropped.
+/// 16 batches of at most [`MAX_JOBS`] jobs.
+pub const FANOUT_QUEUE: usize = 16;
 
 /// What the submitter gets back once its job is committed (or refused).
 pub type Answer<T> = oneshot::Receiver<Result<T, ApiError>>;
@@ -135,11 +144,21 @@ pub async fn wait<T>(answer: Answer<T>) -> Result<T, ApiError> {
 }
 
 /// Runs the writer task on the talkers' runtime ([`crate::talkers`]): its
-/// wake-up after a commit never queues behind a fan-out round's connections.
+/// wake-up after a commit never queues behind a fan-out round's connections;
+/// and the fan-out task on the current (main) runtime. `stopped` is cancelled
+/// when the fan-out task has published the writer's last batch.
 pub fn start(state: AppState, Queue(mut rx): Queue) {
+    let (fanout, mut batches) = mpsc::channel::<Vec<Committed>>(FANOUT_QUEUE);
+    let st = state.clone();
+    tokio::spawn(async move {
+        let _stopped = st.writer.stopped.clone().drop_guard();
+        // Ends when the writer task has ended (its sender dropped) and every batch is out.
+        while let Some(committed) = batches.recv().await {
+            publish(&st, committed);
+        }
+    });
     let runtime = state.talkers.handle().clone();
     runtime.spawn(async move {
-        let _stopped = state.writer.stopped.clone().drop_guard();
         let stop = state.writer.stop.clone();
         let mut jobs = Vec::with_capacity(MAX_JOBS);
         loop {
@@ -155,7 +174,12 @@ pub fn start(state: AppState, Queue(mut rx): Queue) {
             if n == 0 {
                 break;
             }
-            group_commit(&state, std::mem::take(&mut jobs)).await;
+            if let Some(committed) = group_commit(&state, std::mem::take(&mut jobs)).await {
+                // The fan-out task is gone only if the runtime is shutting down.
+                if fanout.send(committed).await.is_err() {
+                    break;
+                }
+            }
         }
     });
 }
@@ -187,8 +211,9 @@ enum Reply {
     Change(oneshot::Sender<Result<(), ApiError>>),
 }
 
-/// Stores `jobs` in one transaction, publishes them, answers them.
-async fn group_commit(state: &AppState, jobs: Vec<Job>) {
+/// Stores `jobs` in one transaction and answers them; returns what the hub
+/// must hear of (`None` when the commit failed: nothing was stored).
+async fn group_commit(state: &AppState, jobs: Vec<Job>) -> Option<Vec<Committed>> {
     let (work, replies): (Vec<Work>, Vec<Reply>) = jobs
         .into_iter()
         .map(|job| match job {
@@ -221,16 +246,15 @@ async fn group_commit(state: &AppState, jobs: Vec<Job>) {
                     }
                 }
             }
-            return;
+            return None;
         }
     };
     // Answers first, then the hub: a sender's ack must not wait behind the
-    // fan-out of its own batch (its connection task is woken before the
-    // thousands the hub wakes), so under a burst a pipelining sender hands the
+    // fan-out of its own batch, so under a burst a pipelining sender hands the
     // next batch over at once and batches grow. SPEC allows the ack before or
-    // after the sender's own `message` frame; the batch is still published
-    // before the next commit, so delivery order stays commit order. A change
-    // is answered in `publish`, once its announcements are out.
+    // after the sender's own `message` frame; the fan-out task publishes the
+    // batches in commit order. A change is answered in `publish`, once its
+    // announcements are out.
     let mut committed: Vec<Committed> = Vec::with_capacity(outcomes.len());
     for (outcome, reply) in outcomes.into_iter().zip(replies) {
         // A submitter that went away (a REST client disconnecting) just misses its answer.
@@ -254,7 +278,7 @@ async fn group_commit(state: &AppState, jobs: Vec<Job>) {
             _ => unreachable!("outcomes are built in the order of the work"),
         }
     }
-    publish(state, committed);
+    Some(committed)
 }
 
 /// What a batch committed that the hub must hear of, in commit order.

@@ -1,12 +1,14 @@
 //! `PUT /webhooks` registers (replaces) the app's webhook endpoint and the
-//! events it wants; `DELETE` removes it.
+//! events it wants; `DELETE` removes it. Both are changes of the group-commit
+//! writer ([`crate::changes`]), so they take effect in commit order with the
+//! messages.
 
 use super::empty;
 use super::openapi::{AppPath, Empty};
+use crate::changes::Change;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Body;
 use crate::state::{App, AppState};
-use crate::store;
 use axum::extract::State;
 use axum::{Extension, Json};
 use std::sync::Arc;
@@ -40,9 +42,7 @@ pub async fn put_webhook(
             format!("unknown event `{unknown}`; events are {}", EVENT_TYPES.join(", ")),
         ));
     }
-    let (app_id, r) = (app.config.id.clone(), reg.clone());
-    state.db.call(move |c| store::save_webhook(c, &app_id, &r.url, r.events.as_ref())).await?;
-    app.set_webhook(Some(reg));
+    state.writer.change(&app, Change::Webhook(Some(reg))).await?;
     Ok(empty())
 }
 
@@ -59,8 +59,6 @@ pub async fn delete_webhook(
     State(state): State<AppState>,
     Extension(app): Extension<Arc<App>>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let app_id = app.config.id.clone();
-    state.db.call(move |c| store::delete_webhook(c, &app_id)).await?;
-    app.set_webhook(None);
+    state.writer.change(&app, Change::Webhook(None)).await?;
     Ok(empty())
 }
