@@ -218,10 +218,16 @@ async fn main() {
     let acks = {
         let sent_at = sent_at.clone();
         tokio::spawn(async move {
-            let mut latencies = Vec::with_capacity(n);
+            let (mut latencies, mut refused) = (Vec::with_capacity(n), Vec::new());
             let end = tokio::time::Instant::now() + Duration::from_secs(120);
-            while latencies.len() < n {
+            while latencies.len() + refused.len() < n {
                 let Ok(Some(Ok(Message::Text(t)))) = tokio::time::timeout_at(end, stream.next()).await else { break };
+                if t.contains("\"type\":\"error\"") && t.contains("\"ref\"") {
+                    // A refused send (e.g. `rate_limited`: raise the server's --send-rate/--send-burst).
+                    let v: serde_json::Value = serde_json::from_str(&t).expect("error JSON");
+                    refused.push(v["code"].as_str().unwrap_or("?").to_string());
+                    continue;
+                }
                 if !t.contains("\"type\":\"ack\"") {
                     continue;
                 }
@@ -230,7 +236,7 @@ async fn main() {
                 let sent = Duration::from_micros(sent_at[i].load(Ordering::Relaxed));
                 latencies.push(origin.elapsed().saturating_sub(sent));
             }
-            latencies
+            (latencies, refused)
         })
     };
     let cpu_before = a.server_pid.and_then(cpu_time);
@@ -262,7 +268,7 @@ async fn main() {
     let cpu_after = a.server_pid.and_then(cpu_time);
     let got = delivered.load(Ordering::Relaxed);
     let last = Duration::from_micros(last_delivery.load(Ordering::Relaxed).saturating_sub(start_us));
-    let mut ack_latencies = acks.await.expect("ack reader");
+    let (mut ack_latencies, refused) = acks.await.expect("ack reader");
     ack_latencies.sort();
     println!(
         "burst: {n} messages sent in {:.2} s ({} /s asked) to {guests_open} guests: {got} of {expected} deliveries, {} missing, {} guests complete; last delivery {:.2} s after the first send",
@@ -278,6 +284,12 @@ async fn main() {
         percentile(&ack_latencies, 0.99),
         ack_latencies.len()
     );
+    if let Some(code) = refused.first() {
+        println!(
+            "burst: {} of {n} sends REFUSED (first: {code}); the burst did not measure what it asked for",
+            refused.len()
+        );
+    }
     if let (Some(b), Some(e)) = (cpu_before, cpu_after) {
         let cpu = e.saturating_sub(b);
         println!(

@@ -1,11 +1,12 @@
 //! Group commit ("smart batching"): one writer task stores every message,
 //! every user created on connect and every other write of the API (user,
-//! conversation and participant changes, realtime `read`: see
+//! conversation, participant and webhook changes, realtime `read`: see
 //! [`crate::changes`]). It drains its bounded queue with
 //! `recv_many`, stores everything it took in ONE transaction (one fsync),
-//! answers every send, then hands the stored messages to the hub in one call
-//! (one wake per connection, see [`crate::hub`]; one call per run of messages
-//! between two changes, each change answered after its announcements). No
+//! hands the batch to the fan-out task and answers every send; the fan-out
+//! task gives the stored messages to the hub in one call (one wake per
+//! connection, see [`crate::hub`]; one call per run of messages between two
+//! changes, each change answered after its announcements). No
 //! timer and no knob: when the server is idle a batch is one job; under load
 //! batches grow by themselves while the previous commit's fsync runs.
 //!
@@ -16,12 +17,13 @@
 //! or nothing. If the COMMIT itself fails, every job of the batch gets
 //! `internal` and nothing of the batch was stored.
 //!
-//! Ordering: one writer, one batch at a time; each committed batch goes,
-//! answered, to the fan-out task (a FIFO), which publishes the batches to the
-//! hub one after the other, so delivery order is commit order in every
-//! conversation. The writer runs on the talkers' runtime ([`crate::talkers`])
-//! and the fan-out task on the main one, beside the connections it wakes: a
-//! hub pass (10,000 wakes) never holds up the next commit nor the acks. Within a batch, too: the messages between two changes
+//! Ordering: one writer, one batch at a time; each committed batch goes to
+//! the fan-out task (a FIFO of [`FANOUT_QUEUE`] batches), which publishes the
+//! batches to the hub one after the other, so delivery order is commit order
+//! in every conversation. The writer runs on the talkers' runtime
+//! ([`crate::talkers`]) and the fan-out task on the main one, beside the
+//! connections it wakes: a hub pass (10,000 wakes) holds up neither the next
+//! commit nor the acks. Within a batch, too: the messages between two changes
 //! go out in one hub pass, and a change's announcements (`participant.joined`,
 //! `participant.left`, `closed`) go out between the passes of the messages
 //! committed before and after it. A send committed after a membership change
@@ -174,11 +176,8 @@ pub fn start(state: AppState, Queue(mut rx): Queue) {
             if n == 0 {
                 break;
             }
-            if let Some(committed) = group_commit(&state, std::mem::take(&mut jobs)).await {
-                // The fan-out task is gone only if the runtime is shutting down.
-                if fanout.send(committed).await.is_err() {
-                    break;
-                }
+            if !group_commit(&state, std::mem::take(&mut jobs), &fanout).await {
+                break;
             }
         }
     });
@@ -211,9 +210,9 @@ enum Reply {
     Change(oneshot::Sender<Result<(), ApiError>>),
 }
 
-/// Stores `jobs` in one transaction and answers them; returns what the hub
-/// must hear of (`None` when the commit failed: nothing was stored).
-async fn group_commit(state: &AppState, jobs: Vec<Job>) -> Option<Vec<Committed>> {
+/// Stores `jobs` in one transaction, hands what the hub must hear of to the
+/// fan-out task, answers them. Returns false once the fan-out task is gone.
+async fn group_commit(state: &AppState, jobs: Vec<Job>, fanout: &mpsc::Sender<Vec<Committed>>) -> bool {
     let (work, replies): (Vec<Work>, Vec<Reply>) = jobs
         .into_iter()
         .map(|job| match job {
@@ -246,39 +245,56 @@ async fn group_commit(state: &AppState, jobs: Vec<Job>) -> Option<Vec<Committed>
                     }
                 }
             }
-            return None;
+            return true;
         }
     };
-    // Answers first, then the hub: a sender's ack must not wait behind the
-    // fan-out of its own batch, so under a burst a pipelining sender hands the
-    // next batch over at once and batches grow. SPEC allows the ack before or
-    // after the sender's own `message` frame; the fan-out task publishes the
-    // batches in commit order. A change is answered in `publish`, once its
-    // announcements are out.
+    // The batch goes to the fan-out task first, then the answers: the fan-out
+    // task is woken before any submitter, so on the main runtime (first in,
+    // first out) the hub pass starts before a REST answer is written, and a
+    // participant who closes the conversation after seeing the answer closes
+    // after the pass (SG-NOTIFY-3: open when stored, not notified). The
+    // answers do not wait for the pass itself: a sender's ack never waits
+    // behind the fan-out of its own batch, so under a burst a pipelining
+    // sender hands the next batch over at once and batches grow. SPEC allows
+    // the ack before or after the sender's own `message` frame. A change is
+    // answered in `publish`, once its announcements are out.
     let mut committed: Vec<Committed> = Vec::with_capacity(outcomes.len());
+    let mut answers: Vec<Answered> = Vec::with_capacity(outcomes.len());
     for (outcome, reply) in outcomes.into_iter().zip(replies) {
-        // A submitter that went away (a REST client disconnecting) just misses its answer.
         match (outcome, reply) {
             (Outcome::Send(Ok(mut s)), Reply::Send(done)) => {
-                let _ = done.send(Ok(std::mem::take(&mut s.out)));
+                answers.push(Answered::Send(done, Ok(std::mem::take(&mut s.out))));
                 committed.push(Committed::Send(s));
             }
-            (Outcome::Send(Err(e)), Reply::Send(done)) => {
-                let _ = done.send(Err(e));
-            }
-            (Outcome::User(r), Reply::User(done)) => {
-                let _ = done.send(r);
-            }
+            (Outcome::Send(Err(e)), Reply::Send(done)) => answers.push(Answered::Send(done, Err(e))),
+            (Outcome::User(r), Reply::User(done)) => answers.push(Answered::Unit(done, r)),
             (Outcome::Change(app, Ok(effect)), Reply::Change(done)) => {
                 committed.push(Committed::Change(app, effect, done));
             }
-            (Outcome::Change(_, Err(e)), Reply::Change(done)) => {
-                let _ = done.send(Err(e));
-            }
+            (Outcome::Change(_, Err(e)), Reply::Change(done)) => answers.push(Answered::Unit(done, Err(e))),
             _ => unreachable!("outcomes are built in the order of the work"),
         }
     }
-    Some(committed)
+    // The fan-out task is gone only if the runtime is shutting down.
+    let published = committed.is_empty() || fanout.send(committed).await.is_ok();
+    for answer in answers {
+        // A submitter that went away (a REST client disconnecting) just misses its answer.
+        match answer {
+            Answered::Send(done, r) => {
+                let _ = done.send(r);
+            }
+            Answered::Unit(done, r) => {
+                let _ = done.send(r);
+            }
+        }
+    }
+    published
+}
+
+/// An answer of a committed batch, sent once the batch is with the fan-out task.
+enum Answered {
+    Send(oneshot::Sender<Result<Vec<Message>, ApiError>>, Result<Vec<Message>, ApiError>),
+    Unit(oneshot::Sender<Result<(), ApiError>>, Result<(), ApiError>),
 }
 
 /// What a batch committed that the hub must hear of, in commit order.
