@@ -158,11 +158,11 @@ impl Conn {
                             let answer = Box::pin(self.handler.on_text(text.as_str())).await;
                             let waits = matches!(answer, Answer::Later(_));
                             queue_answer(answer, &mut self.pending, &self.replies);
-                            if waits && self.place.is_none() {
-                                if let Some(place) = self.state.talkers.place() {
-                                    self.place = Some(place);
-                                    return Some(self);
-                                }
+                            if waits && self.place.is_none()
+                                && let Some(place) = self.state.talkers.place()
+                            {
+                                self.place = Some(place);
+                                return Some(self);
                             }
                         }
                         Some(Ok(Message::Binary(_))) => queue_answer(self.handler.on_binary(), &mut self.pending, &self.replies),
