@@ -2,7 +2,7 @@ Feature: Guest notifications
   Participants who are away are told about the messages they missed, through
   the notification.triggered webhook. Guests never are: they are not members.
 
-  @SG-GUEST-1 @SG-NOTIFY-1 @SG-NOTIFY-8
+  @SG-GUEST-1 @SG-NOTIFY-1
   Scenario: A guest who has the conversation open is never notified, an absent participant is
     Given a conversation "lobby" with participants alice and bob
     And dave has "lobby" open as a guest
@@ -103,3 +103,9 @@ Feature: Guest notifications
     And alice posts "real message" to "busy"
     Then bob is notified of "real message" in "busy"
     And bob is not notified about "quiet"
+
+  @SG-NOTIFY-8
+  Scenario: A notification names the recipient and the conversation and carries the messages in full
+    Given a conversation "team" with participants alice and bob
+    When alice posts "agenda attached" to "team"
+    Then bob's notification of "agenda attached" in "team" has the full data shape

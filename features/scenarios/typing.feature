@@ -17,6 +17,12 @@ Feature: Typing indicators
     And erin sees alice typing in "lobby"
     And alice got no reply to typing
 
+  @SG-TYPING-3
+  Scenario: Typing faster than the server passes it on still gets no reply
+    When alice types in "lobby" 12 times in a row
+    Then bob sees alice typing in "lobby"
+    And alice got no reply to typing
+
   @SG-TYPING-2
   Scenario: The typist sees no echo of their own typing
     When alice starts typing in "lobby"

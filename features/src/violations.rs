@@ -228,6 +228,62 @@ pub fn expectation(v: Violation) -> Expectation {
             &[r#"alice is notified of "question from the audience" in "lobby""#],
             &["SG-NOTIFY-7", "SG-GUEST-1"],
         ),
+        // Every scenario that fills a conversation with guests needs exactly
+        // guestLimit of them to fit, so each fails at the filling step.
+        GuestLimitOneShort => e(
+            v,
+            "SG-GLIMIT-2",
+            &[
+                r#"the plan's guest limit of guests open "stage" as guests"#,
+                r#"dave is in "stage" as a guest on both connections"#,
+            ],
+            &[
+                "SG-GLIMIT-1",
+                "SG-GLIMIT-2",
+                "SG-GLIMIT-3",
+                "SG-GLIMIT-4",
+                "SG-GLIMIT-5",
+                "SG-GLIMIT-6",
+                "SG-GUEST-11",
+                "SG-GUEST-15",
+                "SG-RT-15",
+                "SG-APP-2",
+            ],
+        ),
+        GuestLimitRefusesParticipants => e(
+            v,
+            "SG-GLIMIT-5",
+            &[r#"host is in "stage" as a participant"#],
+            &["SG-GLIMIT-5", "SG-GUEST-15"],
+        ),
+        GuestLimitPerApp => e(v, "SG-GLIMIT-6", &[r#"zed is in "side" as a guest"#], &["SG-GLIMIT-6"]),
+        GuestAccessIgnored => e(
+            v,
+            "SG-GUEST-11",
+            &[
+                "dave is refused with guest_access_disabled",
+                "erin is refused with guest_access_disabled",
+                "zed is refused with guest_access_disabled",
+            ],
+            &["SG-GUEST-11", "SG-GUEST-12", "SG-RT-15"],
+        ),
+        GuestSendRefused => e(
+            v,
+            "SG-GUEST-13",
+            &[r#"dave sends "hello from the audience" in "lobby""#],
+            &["SG-GUEST-13", "SG-RT-18", "SG-RT-23", "SG-MSG-1"],
+        ),
+        RoleOfFirstOpen => e(v, "SG-GUEST-16", &[r#"dave is in "lobby" as a guest"#], &["SG-GUEST-16"]),
+        TypingEchoed => e(v, "SG-TYPING-2", &["alice has not seen alice typing"], &["SG-TYPING-2"]),
+        TypingThrottleAnswered => e(v, "SG-TYPING-3", &["alice got no reply to typing"], &["SG-TYPING-3"]),
+        ReadOnlyTypingDropped => e(v, "SG-TYPING-4", &[r#"alice sees carol typing in "lobby""#], &["SG-TYPING-4"]),
+        ParticipantPlaceNotFreed => e(v, "SG-PART-9", &["the request succeeds with {}"], &["SG-PART-9"]),
+        NotificationMessagesShort => e(
+            v,
+            "SG-NOTIFY-8",
+            &[r#"bob's notification of "agenda attached" in "team" has the full data shape"#],
+            &["SG-NOTIFY-8"],
+        ),
     }
 }
 

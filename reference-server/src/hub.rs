@@ -487,6 +487,12 @@ impl Hub {
         self.rooms().get(key).map_or(0, |r| r.guests.values().map(|n| u64::from(*n)).sum())
     }
 
+    /// Distinct guest users over every conversation of `app` (guest-limit-per-app).
+    pub fn guest_users_of_app(&self, app: &str) -> std::collections::HashSet<Arc<str>> {
+        let rooms = self.rooms();
+        rooms.iter().filter(|((a, _), _)| a == app).flat_map(|(_, r)| r.guests.keys().cloned()).collect()
+    }
+
     /// Queues `frame` for the participant connections of `key` only (guest-sees-no-typing).
     pub fn broadcast_participants(&self, key: &RoomKey, frame: &Utf8Bytes, skip_user: Option<&str>) {
         let rooms = self.rooms();

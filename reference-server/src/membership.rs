@@ -37,6 +37,9 @@ pub fn admit(
     if state.violates(Violation::GuestCountsTowardParticipantLimit) {
         count += state.hub.guests(&app.room(conv)).len() as u64;
     }
+    if state.violates(Violation::ParticipantPlaceNotFreed) {
+        count += state.config.violations.remembered("removed", app_id, conv).len() as u64;
+    }
     let limit =
         u64::from(app.config.participant_limit()) - u64::from(state.violates(Violation::ParticipantLimitOffByOne));
     if !state.violates(Violation::ParticipantLimitOff) && count + new.len() as u64 > limit {
@@ -68,7 +71,7 @@ pub fn announce_left(state: &AppState, app: &App, conv: &str, user: &str) {
     let left = ServerFrame::ParticipantLeft { conversation_id: conv.into(), user_id: user.into() };
     let skip = state.violates(Violation::RemovedMemberNotTold).then_some(user);
     state.hub.broadcast(&room, &encode(&left), skip);
-    if state.violates(Violation::RemovedParticipantRefusedAsGuest) {
+    if state.violates(Violation::RemovedParticipantRefusedAsGuest) || state.violates(Violation::ParticipantPlaceNotFreed) {
         state.config.violations.remember("removed", &app.config.id, conv, user);
     }
     if state.violates(Violation::RemovedMemberKeepsOpen) {

@@ -174,5 +174,6 @@ fn fire(state: &AppState, app: &App, key: &WindowKey, w: Window) {
     if !w.unchecked && state.hub.user_has_open(&app.room(conv), user) {
         return;
     }
-    state.webhooks.emit_notification(app, user, conv, w.messages);
+    let messages = crate::violation::faults::notification_messages(state, w.messages);
+    state.webhooks.emit_notification(app, user, conv, messages);
 }

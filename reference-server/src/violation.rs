@@ -85,11 +85,33 @@ pub enum Violation {
     SystemMessageNotifies,
     /// A message written by a guest notifies nobody.
     GuestMessageNotifiesNobody,
+    /// Only `guestLimit - 1` guests fit: the joining guest is counted before the comparison (`>=` against `count + 1`).
+    GuestLimitOneShort,
+    /// A participant's `open` is refused with `guest_limit_reached` when the guest slots are full (the limit checked before the role).
+    GuestLimitRefusesParticipants,
+    /// Guest slots are counted per app, not per conversation: guests of one conversation take the slots of another.
+    GuestLimitPerApp,
+    /// A conversation's `guestAccess` false is not checked: guests are admitted anyway.
+    GuestAccessIgnored,
+    /// A guest's `send` is refused with `not_a_participant` (send checks membership, not the role of the open).
+    GuestSendRefused,
+    /// The `opened` reply carries the role of the first conversation the connection still has open, not the role it got in this one (which it holds rightly).
+    RoleOfFirstOpen,
+    /// A participant's `typing` is passed on to the typist's own connections too.
+    TypingEchoed,
+    /// `typing` frames over the throttle are answered with a `rate_limited` error frame instead of dropped silently.
+    TypingThrottleAnswered,
+    /// The typing of a participant with `Read` access is dropped, like their sends are refused.
+    ReadOnlyTypingDropped,
+    /// A removed participant still counts toward the participant limit (the place is not freed).
+    ParticipantPlaceNotFreed,
+    /// `notification.triggered` lists each message as `{id, senderId, text}` only, not in full message shape.
+    NotificationMessagesShort,
 }
 
 impl Violation {
     /// Every violation, in the order the README's table lists them.
-    pub const ALL: [Violation; 37] = [
+    pub const ALL: [Violation; 48] = [
         Violation::GuestNotified,
         Violation::GuestCountsTowardParticipantLimit,
         Violation::GuestTypingShown,
@@ -127,6 +149,17 @@ impl Violation {
         Violation::MentionsOnlyIgnored,
         Violation::SystemMessageNotifies,
         Violation::GuestMessageNotifiesNobody,
+        Violation::GuestLimitOneShort,
+        Violation::GuestLimitRefusesParticipants,
+        Violation::GuestLimitPerApp,
+        Violation::GuestAccessIgnored,
+        Violation::GuestSendRefused,
+        Violation::RoleOfFirstOpen,
+        Violation::TypingEchoed,
+        Violation::TypingThrottleAnswered,
+        Violation::ReadOnlyTypingDropped,
+        Violation::ParticipantPlaceNotFreed,
+        Violation::NotificationMessagesShort,
     ];
 
     /// The flag spelling, e.g. `guest-notified`.
@@ -169,6 +202,17 @@ impl Violation {
             Violation::MentionsOnlyIgnored => "mentions-only-ignored",
             Violation::SystemMessageNotifies => "system-message-notifies",
             Violation::GuestMessageNotifiesNobody => "guest-message-notifies-nobody",
+            Violation::GuestLimitOneShort => "guest-limit-one-short",
+            Violation::GuestLimitRefusesParticipants => "guest-limit-refuses-participants",
+            Violation::GuestLimitPerApp => "guest-limit-per-app",
+            Violation::GuestAccessIgnored => "guest-access-ignored",
+            Violation::GuestSendRefused => "guest-send-refused",
+            Violation::RoleOfFirstOpen => "role-of-first-open",
+            Violation::TypingEchoed => "typing-echoed",
+            Violation::TypingThrottleAnswered => "typing-throttle-answered",
+            Violation::ReadOnlyTypingDropped => "read-only-typing-dropped",
+            Violation::ParticipantPlaceNotFreed => "participant-place-not-freed",
+            Violation::NotificationMessagesShort => "notification-messages-short",
         }
     }
 }
@@ -255,6 +299,10 @@ impl Violations {
 pub mod faults {
     use super::Violation;
     use crate::config::AppConfig;
+    use crate::error::ApiError;
+    use bytes::Bytes;
+    use supergroup_protocol::ErrorCode;
+    use supergroup_protocol::frames::Role;
     use crate::membership::encode;
     use crate::state::{App, AppState};
     use std::collections::HashMap;
@@ -307,6 +355,50 @@ pub mod faults {
             .map(|(user, _)| user.clone())
             .collect();
         Some(candidates)
+    }
+
+    /// Where a faulty server refuses an open for the guest limit that a
+    /// correct one admits: guest-limit-refuses-participants (a participant at
+    /// a full conversation), guest-limit-per-app (a guest when the app's
+    /// guests, over all its conversations, fill the limit).
+    pub fn guest_limit(
+        state: &AppState,
+        room: &crate::hub::RoomKey,
+        role: Role,
+        user: &str,
+        limit: Option<u32>,
+    ) -> Result<(), ApiError> {
+        let Some(limit) = limit.map(|l| l as usize) else { return Ok(()) };
+        let v = &state.config.violations;
+        let full = match role {
+            Role::Participant => {
+                v.has(Violation::GuestLimitRefusesParticipants) && state.hub.guest_count(room) >= limit
+            }
+            Role::Guest => {
+                v.has(Violation::GuestLimitPerApp) && {
+                    let guests = state.hub.guest_users_of_app(&room.0);
+                    !guests.contains(user) && guests.len() >= limit
+                }
+            }
+        };
+        match full {
+            true => Err(ApiError::new(ErrorCode::GuestLimitReached, format!("{limit} guests are in already"))),
+            false => Ok(()),
+        }
+    }
+
+    /// The messages a `notification.triggered` lists: with
+    /// notification-messages-short, each only `{id, senderId, text}`.
+    pub fn notification_messages(state: &AppState, messages: Vec<Bytes>) -> Vec<Bytes> {
+        if !state.violates(Violation::NotificationMessagesShort) {
+            return messages;
+        }
+        let short = |m: &Bytes| -> Option<Bytes> {
+            let full: serde_json::Value = serde_json::from_slice(m).ok()?;
+            let keep = serde_json::json!({ "id": full["id"], "senderId": full["senderId"], "text": full["text"] });
+            Some(Bytes::from(serde_json::to_vec(&keep).ok()?))
+        };
+        messages.iter().map(|m| short(m).unwrap_or_else(|| m.clone())).collect()
     }
 
     /// A guest opened `conv` (admitted, new on this connection).

@@ -26,6 +26,24 @@ async fn starts_typing(w: &mut SgWorld, user: String, conv: String, second: Stri
     Ok(())
 }
 
+/// Most typing frames one step sends in a row.
+const MAX_IN_A_ROW: usize = 100;
+
+#[when(regex = r#"^(\w+) types in "([^"]+)" (\d+) times in a row$"#)]
+async fn types_in_a_row(w: &mut SgWorld, user: String, conv: String, times: usize) -> anyhow::Result<()> {
+    anyhow::ensure!(times <= MAX_IN_A_ROW, "at most {MAX_IN_A_ROW} typing frames in a row");
+    let conv_id = w.id(&conv);
+    for i in 0..times {
+        let n = w.notes.len();
+        let reference = format!("typing-{n}");
+        w.notes.insert(format!("typing-ref:{user}:{n}"), reference.clone());
+        let frame =
+            ClientFrame::Typing { reference: Some(reference), conversation_id: conv_id.clone(), is_typing: i % 2 == 0 };
+        w.conn(&user).await?.send(&frame).await?;
+    }
+    Ok(())
+}
+
 #[when(regex = r#"^(\w+) opens "([^"]+)" on a second connection and types there$"#)]
 async fn types_on_second(w: &mut SgWorld, user: String, conv: String) -> anyhow::Result<()> {
     let other = format!("{user}#2");

@@ -71,13 +71,16 @@ pub struct Handler {
     /// The user's connection slot, which also holds the user's typing
     /// throttle (`--typing-rate`, per user and conversation).
     user: UserSlot,
+    /// The role of the first of the conversations this connection has open
+    /// (role-of-first-open only; forgotten when it has none open).
+    first_role: Option<Role>,
 }
 
 impl Handler {
     pub fn new(state: AppState, app: Arc<App>, out: Outbox, user: UserSlot) -> Handler {
         let presence = Presence::new(state.hub.clone(), out.id);
         let send_bucket = Bucket::full(state.config.transport.send_burst);
-        Handler { state, app, out, presence, send_bucket, user }
+        Handler { state, app, out, presence, send_bucket, user, first_role: None }
     }
 
     pub fn on_binary(&self) -> Answer {
@@ -159,8 +162,11 @@ impl Handler {
                 let why = format!("this connection already has {max_open} conversations open; close one first");
                 return Err(ApiError::new(ErrorCode::TooManyOpen, why));
             }
-            let limit = (!self.state.violates(Violation::GuestLimitOff))
-                .then(|| self.app.config.guest_limit() + u32::from(self.state.violates(Violation::GuestLimitOffByOne)));
+            let limit = (!self.state.violates(Violation::GuestLimitOff)).then(|| {
+                (self.app.config.guest_limit() + u32::from(self.state.violates(Violation::GuestLimitOffByOne)))
+                    .saturating_sub(u32::from(self.state.violates(Violation::GuestLimitOneShort)))
+            });
+            faults::guest_limit(&self.state, &room, role, &self.out.user, limit)?;
             if role == Role::Guest
                 && self.state.violates(Violation::GuestSlotPerConnection)
                 && limit.is_some_and(|l| self.state.hub.guest_connections(&room) >= u64::from(l))
@@ -170,10 +176,12 @@ impl Handler {
             let role = match self.state.hub.open(&room, &self.out, role, limit, epoch) {
                 Opened::New(role) => {
                     self.presence.opened(&room);
+                    let first = *self.first_role.get_or_insert(role);
                     if role == Role::Guest {
                         faults::guest_opened(&self.state, &self.app, conv, &self.out.user);
                     }
-                    role
+                    // role-of-first-open: the reply tells the role kept for the connection.
+                    if self.state.violates(Violation::RoleOfFirstOpen) { first } else { role }
                 }
                 Opened::Already(role) => role,
                 Opened::Stale => continue,
@@ -215,7 +223,7 @@ impl Handler {
                 "guests open conversations in a chatbox or popup, not the inbox",
             ));
         }
-        if !facts.guest_access {
+        if !facts.guest_access && !v.has(Violation::GuestAccessIgnored) {
             return Err(ApiError::new(ErrorCode::GuestAccessDisabled, "this conversation does not admit guests"));
         }
         Ok(Role::Guest)
@@ -248,6 +256,9 @@ impl Handler {
         let room = self.app.room(conv);
         let role = self.state.hub.role_of(&room, self.out.id);
         self.presence.close(&room);
+        if self.presence.is_empty() {
+            self.first_role = None;
+        }
         if role == Some(Role::Guest) {
             faults::guest_closed(&self.state, &self.app, conv, &self.out.user);
         }
@@ -287,6 +298,9 @@ impl Handler {
             return Err(ApiError::new(ErrorCode::RateLimited, why));
         }
         let role = self.role_in(conv).await?;
+        if role == Role::Guest && self.state.violates(Violation::GuestSendRefused) {
+            return Err(ApiError::new(ErrorCode::NotAParticipant, "only participants may send"));
+        }
         // `read_only` is decided by the writer, inside the commit (one read
         // of the members per conversation per batch), so a send costs no
         // database round trip of its own here: that round trip, queued behind
@@ -326,6 +340,15 @@ impl Handler {
         // Throttle per user and conversation: past the rate the frame is
         // dropped silently (SPEC section 12).
         if !self.user.typing_allowed(conv, self.state.config.transport.typing_rate) {
+            if self.state.violates(Violation::TypingThrottleAnswered) {
+                return Err(ApiError::new(ErrorCode::RateLimited, "too many typing frames; slow down"));
+            }
+            return Ok(());
+        }
+        if role == Role::Participant
+            && self.state.violates(Violation::ReadOnlyTypingDropped)
+            && self.facts(conv).await?.read_only.iter().any(|u| **u == *self.out.user)
+        {
             return Ok(());
         }
         let user = self.out.user.to_string();
@@ -334,7 +357,8 @@ impl Handler {
             self.state.hub.broadcast_participants(&self.app.room(conv), &encode(&frame), Some(&user));
             return Ok(());
         }
-        self.state.hub.broadcast(&self.app.room(conv), &encode(&frame), Some(&user));
+        let skip = (!self.state.violates(Violation::TypingEchoed)).then_some(user.as_str());
+        self.state.hub.broadcast(&self.app.room(conv), &encode(&frame), skip);
         Ok(())
     }
 
