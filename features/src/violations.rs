@@ -250,12 +250,9 @@ pub fn expectation(v: Violation) -> Expectation {
                 "SG-APP-2",
             ],
         ),
-        GuestLimitRefusesParticipants => e(
-            v,
-            "SG-GLIMIT-5",
-            &[r#"host is in "stage" as a participant"#],
-            &["SG-GLIMIT-5", "SG-GUEST-15"],
-        ),
+        GuestLimitRefusesParticipants => {
+            e(v, "SG-GLIMIT-5", &[r#"host is in "stage" as a participant"#], &["SG-GLIMIT-5", "SG-GUEST-15"])
+        }
         GuestLimitPerApp => e(v, "SG-GLIMIT-6", &[r#"zed is in "side" as a guest"#], &["SG-GLIMIT-6"]),
         GuestAccessIgnored => e(
             v,

@@ -71,7 +71,9 @@ pub fn announce_left(state: &AppState, app: &App, conv: &str, user: &str) {
     let left = ServerFrame::ParticipantLeft { conversation_id: conv.into(), user_id: user.into() };
     let skip = state.violates(Violation::RemovedMemberNotTold).then_some(user);
     state.hub.broadcast(&room, &encode(&left), skip);
-    if state.violates(Violation::RemovedParticipantRefusedAsGuest) || state.violates(Violation::ParticipantPlaceNotFreed) {
+    if state.violates(Violation::RemovedParticipantRefusedAsGuest)
+        || state.violates(Violation::ParticipantPlaceNotFreed)
+    {
         state.config.violations.remember("removed", &app.config.id, conv, user);
     }
     if state.violates(Violation::RemovedMemberKeepsOpen) {

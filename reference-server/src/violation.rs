@@ -300,14 +300,14 @@ pub mod faults {
     use super::Violation;
     use crate::config::AppConfig;
     use crate::error::ApiError;
-    use bytes::Bytes;
-    use supergroup_protocol::ErrorCode;
-    use supergroup_protocol::frames::Role;
     use crate::membership::encode;
     use crate::state::{App, AppState};
+    use bytes::Bytes;
     use std::collections::HashMap;
     use std::sync::atomic::Ordering;
     use std::sync::{Arc, LazyLock, Mutex};
+    use supergroup_protocol::ErrorCode;
+    use supergroup_protocol::frames::Role;
     use supergroup_protocol::frames::ServerFrame;
     use supergroup_protocol::rest::Message;
     use supergroup_protocol::webhook::{IdRef, NOTIFICATION_TRIGGERED, NotificationTriggered};

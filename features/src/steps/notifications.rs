@@ -47,7 +47,9 @@ async fn full_shape(w: &mut SgWorld, user: String, text: String, conv: String) -
     let data = &d.body["data"];
     let keys: Vec<&String> = data.as_object().map(|o| o.keys().collect()).unwrap_or_default();
     anyhow::ensure!(
-        keys.len() == 3 && data["recipient"]["id"] == user_id.as_str() && data["conversation"]["id"] == conv_id.as_str(),
+        keys.len() == 3
+            && data["recipient"]["id"] == user_id.as_str()
+            && data["conversation"]["id"] == conv_id.as_str(),
         "expected data {{\"recipient\":{{\"id\"}},\"conversation\":{{\"id\"}},\"messages\":[...]}} for {user} in {conv}; received {data}"
     );
     for m in data["messages"].as_array().into_iter().flatten() {
