@@ -261,6 +261,7 @@ pub fn expectation(v: Violation) -> Expectation {
                 "dave is refused with guest_access_disabled",
                 "erin is refused with guest_access_disabled",
                 "zed is refused with guest_access_disabled",
+                r#"dave receives a frame {"type":"error","ref":"o","code":"guest_access_disabled"}"#,
             ],
             &["SG-GUEST-11", "SG-GUEST-12", "SG-RT-15"],
         ),
@@ -270,7 +271,14 @@ pub fn expectation(v: Violation) -> Expectation {
             &[r#"dave sends "hello from the audience" in "lobby""#],
             &["SG-GUEST-13", "SG-RT-18", "SG-RT-23", "SG-MSG-1"],
         ),
-        RoleOfFirstOpen => e(v, "SG-GUEST-16", &[r#"dave is in "lobby" as a guest"#], &["SG-GUEST-16"]),
+        // The wrong role in a reply also fails the scenarios where a removed
+        // member comes back as a guest on the connection it still holds.
+        RoleOfFirstOpen => e(
+            v,
+            "SG-GUEST-16",
+            &[r#"dave is in "lobby" as a guest"#, r#"bob is in "lobby" as a guest"#],
+            &["SG-GUEST-16", "SG-PART-11", "SG-PART-12", "SG-GUEST-18"],
+        ),
         TypingEchoed => e(v, "SG-TYPING-2", &["alice has not seen alice typing"], &["SG-TYPING-2"]),
         TypingThrottleAnswered => e(v, "SG-TYPING-3", &["alice got no reply to typing"], &["SG-TYPING-3"]),
         ReadOnlyTypingDropped => e(v, "SG-TYPING-4", &[r#"alice sees carol typing in "lobby""#], &["SG-TYPING-4"]),
