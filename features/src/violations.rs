@@ -265,12 +265,6 @@ pub fn expectation(v: Violation) -> Expectation {
             ],
             &["SG-GUEST-11", "SG-GUEST-12", "SG-RT-15"],
         ),
-        GuestSendRefused => e(
-            v,
-            "SG-GUEST-13",
-            &[r#"dave sends "hello from the audience" in "lobby""#],
-            &["SG-GUEST-13", "SG-RT-18", "SG-RT-23", "SG-MSG-1"],
-        ),
         // The wrong role in a reply also fails the scenarios where a removed
         // member comes back as a guest on the connection it still holds.
         RoleOfFirstOpen => e(

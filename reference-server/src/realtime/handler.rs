@@ -298,9 +298,6 @@ impl Handler {
             return Err(ApiError::new(ErrorCode::RateLimited, why));
         }
         let role = self.role_in(conv).await?;
-        if role == Role::Guest && self.state.violates(Violation::GuestSendRefused) {
-            return Err(ApiError::new(ErrorCode::NotAParticipant, "only participants may send"));
-        }
         // `read_only` is decided by the writer, inside the commit (one read
         // of the members per conversation per batch), so a send costs no
         // database round trip of its own here: that round trip, queued behind
