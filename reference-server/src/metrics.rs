@@ -321,7 +321,10 @@ fn scraped(state: &AppState) -> Registry {
     talkers.set(state.talkers.moved() as i64);
     r.register(
         "realtime_talkers",
-        "Realtime connections moved to the talkers' runtime (their first send; at most 64 at once)",
+        format!(
+            "Realtime connections moved to the talkers' runtime (from their first send; at most {} at once)",
+            crate::talkers::MAX_TALKERS
+        ),
         talkers,
     );
     let conversations = Gauge::<i64>::default();

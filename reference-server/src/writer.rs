@@ -249,10 +249,12 @@ async fn group_commit(state: &AppState, jobs: Vec<Job>, fanout: &mpsc::Sender<Ve
         }
     };
     // The batch goes to the fan-out task first, then the answers: the fan-out
-    // task is woken before any submitter, so on the main runtime (first in,
-    // first out) the hub pass starts before a REST answer is written, and a
-    // participant who closes the conversation after seeing the answer closes
-    // after the pass (SG-NOTIFY-3: open when stored, not notified). The
+    // task is woken before any submitter, so it is queued on the main runtime
+    // (first in, first out) ahead of every REST handler this batch answers; a
+    // participant who closes the conversation after seeing an answer then, in
+    // practice, closes after the pass (SG-NOTIFY-3: open when stored, not
+    // notified). Not a guarantee: the other worker may run a handler while
+    // the pass has not started (a presence snapshot at commit would be). The
     // answers do not wait for the pass itself: a sender's ack never waits
     // behind the fan-out of its own batch, so under a burst a pipelining
     // sender hands the next batch over at once and batches grow. SPEC allows

@@ -83,10 +83,8 @@ async fn webhook_events_past_an_apps_byte_budget_are_dropped_and_the_rest_delive
 async fn offered_all(base: &str, n: f64) {
     let mut seen = 0.0;
     for _ in 0..100 {
-        let text = reqwest::get(format!("{base}/metrics")).await.unwrap().text().await.unwrap();
-        let value = |series: &str| {
-            text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse::<f64>().ok()).unwrap_or(0.0)
-        };
+        let text = scrape(base).await;
+        let value = |series: &str| sample(&text, series).unwrap_or(0.0);
         seen = value("supergroup_webhook_queue_events{app=\"demo\"}")
             + value("supergroup_webhook_dropped_total{app=\"demo\"}");
         if seen == n {

@@ -331,3 +331,30 @@ async fn receive(State(sink): State<Sink>, headers: HeaderMap, body: Bytes) -> S
     let refuse = sink.fail_next.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
     if refuse { StatusCode::INTERNAL_SERVER_ERROR } else { StatusCode::OK }
 }
+
+/// `GET /metrics`: the text.
+pub async fn scrape(base: &str) -> String {
+    let resp = reqwest::get(format!("{base}/metrics")).await.expect("GET /metrics");
+    assert_eq!(resp.status(), 200);
+    let ct = resp.headers()["content-type"].to_str().unwrap().to_string();
+    assert!(ct.starts_with("text/plain; version=0.0.4"), "{ct}");
+    resp.text().await.unwrap()
+}
+
+/// The value of the sample line `series` (`name{labels}` exactly), if present.
+pub fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// Polls `/metrics` (bounded: 50 x 50 ms) until `series` reads `want`; returns the last text.
+pub async fn scrape_until(base: &str, series: &str, want: f64) -> String {
+    let mut text = String::new();
+    for _ in 0..50 {
+        text = scrape(base).await;
+        if sample(&text, series) == Some(want) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    text
+}

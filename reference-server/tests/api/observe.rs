@@ -11,20 +11,6 @@ use std::time::Duration;
 use supergroup_server::Config;
 use supergroup_server::logging::{LogFormat, subscriber};
 
-/// `GET /metrics`: the text.
-async fn scrape(base: &str) -> String {
-    let resp = reqwest::get(format!("{base}/metrics")).await.expect("GET /metrics");
-    assert_eq!(resp.status(), 200);
-    let ct = resp.headers()["content-type"].to_str().unwrap().to_string();
-    assert!(ct.starts_with("text/plain; version=0.0.4"), "{ct}");
-    resp.text().await.unwrap()
-}
-
-/// The value of the sample line `series` (`name{labels}` exactly), if present.
-fn sample(text: &str, series: &str) -> Option<f64> {
-    text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-}
-
 /// Every log line of this test binary, captured as JSON from the first call on.
 fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
     static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
@@ -102,14 +88,7 @@ async fn metrics_count_an_idle_close_under_4000_and_http_by_route_template_and_t
     assert_eq!(idler.wait_closed(WAIT).await.unwrap().0, Some(4000));
 
     // The connection task ends just after its close frame: poll, bounded.
-    let mut after = String::new();
-    for _ in 0..50 {
-        after = scrape(&base).await;
-        if sample(&after, "supergroup_realtime_connections") == Some(0.0) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let after = scrape_until(&base, "supergroup_realtime_connections", 0.0).await;
     assert_eq!(sample(&after, "supergroup_realtime_connections"), Some(0.0), "{after}");
     assert_eq!(sample(&after, "supergroup_realtime_closes_total{code=\"4000\"}"), Some(1.0));
     assert_eq!(sample(&after, "supergroup_realtime_open{role=\"guest\"}"), Some(0.0));
@@ -142,19 +121,6 @@ async fn metrics_count_an_idle_close_under_4000_and_http_by_route_template_and_t
     let f = &closes[0]["fields"];
     assert_eq!((f["close_code"].as_u64(), f["reason"].as_str()), (Some(4000), Some("idle timeout")), "{f}");
     assert_eq!(closes[0]["level"], "WARN");
-}
-
-/// Polls `/metrics` (bounded: 50 x 50 ms) until `series` reads `want`; returns the last text.
-async fn scrape_until(base: &str, series: &str, want: f64) -> String {
-    let mut text = String::new();
-    for _ in 0..50 {
-        text = scrape(base).await;
-        if sample(&text, series) == Some(want) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    text
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
