@@ -190,15 +190,27 @@ pub const OTHER_APP: (&str, &str) = ("other", "sk_other");
 /// Notification delay of the in-process reference server, in milliseconds.
 pub const REFERENCE_NOTIFICATION_DELAY_MS: u64 = 500;
 
+/// Outbound queue of the in-process reference server, in items (SPEC.md 10.5:
+/// implementation-defined; the server's default is 1,024). With 1,024 the
+/// slow-consumer flood never filled the queue within its budget: the slow
+/// reader was dropped by the 10 s write stall after about 2,400 messages
+/// (13 s, the longest `@serial` scenario, once per self-test run). With 32
+/// the queue overflows after about 700 messages (5 s), so the scenario checks
+/// SG-RT-25's own mechanism. The fast reader is not at risk: it may lag 32
+/// commits plus its socket buffers (megabytes), most of the flood.
+pub const REFERENCE_OUTBOUND_QUEUE: usize = 32;
+
 /// The in-process reference server's configuration: `Config::for_tests()`
 /// (app `demo`, basic plan) with a [`REFERENCE_NOTIFICATION_DELAY_MS`]
-/// notification delay, plus [`OTHER_APP`].
+/// notification delay, a [`REFERENCE_OUTBOUND_QUEUE`] outbound queue, plus
+/// [`OTHER_APP`].
 pub fn reference_config() -> supergroup_server::Config {
     let mut config = supergroup_server::Config::for_tests();
     let first = config.apps.first().map(|a| a.plan).unwrap_or(supergroup_protocol::limits::Plan::Basic);
     // Long enough that two requests land in one window on a loaded machine,
     // short enough that a 4x window is far outside the timing allowance.
     config.notification_delay_ms = REFERENCE_NOTIFICATION_DELAY_MS;
+    config.outbound_queue = REFERENCE_OUTBOUND_QUEUE;
     config.apps.push(supergroup_server::AppConfig::new(OTHER_APP.0, OTHER_APP.1, first));
     config
 }

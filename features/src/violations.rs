@@ -283,6 +283,9 @@ pub fn expectation(v: Violation) -> Expectation {
             &[r#"bob's notification of "agenda attached" in "team" has the full data shape"#],
             &["SG-NOTIFY-8"],
         ),
+        UnregisteredEventRetried => {
+            e(v, "SG-HOOK-4", &[r#"no message.sent webhook came for the message "into the void""#], &["SG-HOOK-4"])
+        }
     }
 }
 

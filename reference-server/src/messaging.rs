@@ -271,6 +271,7 @@ pub fn deliver(state: &AppState, stored: &[&Stored]) {
             let data =
                 MessageSent { message: msg.clone(), conversation: IdRef { id: msg.conversation_id.clone() }, sender };
             state.webhooks.emit(app, MESSAGE_SENT, &data);
+            crate::violation::faults::retry_unregistered(state, app, MESSAGE_SENT, data);
             if msg.kind != MessageType::UserMessage && !state.violates(Violation::SystemMessageNotifies) {
                 continue;
             }

@@ -105,11 +105,13 @@ pub enum Violation {
     ParticipantPlaceNotFreed,
     /// `notification.triggered` lists each message as `{id, senderId, text}` only, not in full message shape.
     NotificationMessagesShort,
+    /// A `message.sent` stored while no webhook is registered counts as a failed first attempt and is retried a second later, to whatever is registered by then.
+    UnregisteredEventRetried,
 }
 
 impl Violation {
     /// Every violation, in the order the README's table lists them.
-    pub const ALL: [Violation; 47] = [
+    pub const ALL: [Violation; 48] = [
         Violation::GuestNotified,
         Violation::GuestCountsTowardParticipantLimit,
         Violation::GuestTypingShown,
@@ -157,6 +159,7 @@ impl Violation {
         Violation::ReadOnlyTypingDropped,
         Violation::ParticipantPlaceNotFreed,
         Violation::NotificationMessagesShort,
+        Violation::UnregisteredEventRetried,
     ];
 
     /// The flag spelling, e.g. `guest-notified`.
@@ -209,6 +212,7 @@ impl Violation {
             Violation::ReadOnlyTypingDropped => "read-only-typing-dropped",
             Violation::ParticipantPlaceNotFreed => "participant-place-not-freed",
             Violation::NotificationMessagesShort => "notification-messages-short",
+            Violation::UnregisteredEventRetried => "unregistered-event-retried",
         }
     }
 }
@@ -442,6 +446,27 @@ pub mod faults {
     /// Windows of the notify-grouped-per-request fault, one per request. Bound:
     /// each lives `notificationDelayMs`; only a test server has any.
     static WINDOWS: LazyLock<Mutex<HashMap<Key, Vec<Message>>>> = LazyLock::new(Mutex::default);
+
+    /// unregistered-event-retried: an event the app had no registration for
+    /// when it happened is "retried" after the webhook retry delay, and
+    /// delivered if a registration exists by then (no registration counted as
+    /// a failed attempt). One timer per such event, each living one second;
+    /// only a test server has any.
+    pub fn retry_unregistered<T: serde::Serialize + Send + 'static>(
+        state: &AppState,
+        app: &Arc<App>,
+        kind: &'static str,
+        data: T,
+    ) {
+        if !state.violates(Violation::UnregisteredEventRetried) || app.webhook().is_some() {
+            return;
+        }
+        let (state, app) = (state.clone(), app.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(crate::webhooks::RETRY_AFTER).await;
+            state.webhooks.emit(&app, kind, &data);
+        });
+    }
 
     /// The send path finished one request (its messages are delivered).
     pub fn request_done(state: &AppState) {

@@ -37,7 +37,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 const TIMEOUT: Duration = Duration::from_secs(5);
-const RETRY_AFTER: Duration = Duration::from_secs(1);
+pub(crate) const RETRY_AFTER: Duration = Duration::from_secs(1);
 /// Log one drop line per this many drops (and the first one).
 const LOG_EVERY_DROPS: u64 = 1_000;
 
