@@ -67,9 +67,12 @@ Feature: Webhooks and signatures
     When alice posts "try again" to "team"
     Then the message.sent webhook for "try again" is delivered twice about a second apart with identical signed bodies
 
-  @SG-HOOK-8
-  Scenario: A delivery that takes longer than 5 seconds is abandoned and retried
+  @SG-HOOK-8 @SG-HOOK-14
+  Scenario: A delivery that takes longer than 5 seconds is abandoned and retried, and holds up no other event
     Given a conversation "team" with participants alice
+    And a conversation "side" with participants alice
     And the receiver holds the next delivery about "team" for 7 seconds
     When alice posts "slow receiver" to "team"
-    Then the message.sent webhook for "slow receiver" is retried within 5 to 8 seconds
+    And alice posts "meanwhile" to "side"
+    Then the message.sent webhook for "meanwhile" comes within 3 seconds of its post
+    And the message.sent webhook for "slow receiver" is retried within 5 to 8 seconds

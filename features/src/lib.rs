@@ -14,10 +14,12 @@
 //! - [`recorder`]: a cucumber writer that keeps each scenario's result.
 //! - [`report`]: the requirement matrix, verdict, `report.md` and `report.html`.
 //! - [`requirements`]: SPEC.md's requirement lines.
+//! - [`embedded`]: SPEC.md and the scenarios compiled into the binary.
 //! - [`expectations`]: known failures (`--expect-fail FILE`).
 //! - [`glossary`]: the step glossary, features/STEPS.md, generated from the step definitions.
 //! - [`violations`]: which requirements each reference-server fault must break.
 
+pub mod embedded;
 pub mod expectations;
 pub mod glossary;
 pub mod recorder;

@@ -4,7 +4,7 @@
 //! `cargo test` compares it with the `@SG-...` tags of the feature files.
 
 use regex::Regex;
-use std::path::{Path, PathBuf};
+
 use std::sync::LazyLock;
 
 /// How strongly SPEC.md asks for a rule.
@@ -41,9 +41,9 @@ static LINE: LazyLock<Regex> = LazyLock::new(|| {
 
 static TAG: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^SG-[A-Z]+-[0-9]+$").expect("the tag pattern is valid"));
 
-/// SPEC.md at the workspace root.
-pub fn spec_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../SPEC.md")
+/// The requirements of the SPEC.md this binary was built with.
+pub fn suite_spec() -> Vec<Requirement> {
+    parse(crate::embedded::SPEC_MD)
 }
 
 /// Every requirement of a SPEC.md text, in document order.
@@ -56,12 +56,6 @@ pub fn parse(spec: &str) -> Vec<Requirement> {
             text: c[3].trim().to_string(),
         })
         .collect()
-}
-
-/// Reads and parses SPEC.md.
-pub fn load(path: &Path) -> anyhow::Result<Vec<Requirement>> {
-    let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-    Ok(parse(&text))
 }
 
 /// Whether a scenario tag (without its `@`) names a requirement.

@@ -4,6 +4,7 @@
 //! [`Recorder`] writers side by side), then grade the results against
 //! SPEC.md and write the reports.
 
+use crate::embedded::Scenarios;
 use crate::expectations::ExpectedFailures;
 use crate::recorder::{Recorder, Results};
 use crate::report::{Meta, Report};
@@ -85,11 +86,6 @@ impl Options {
         }
     }
 
-    /// The feature files this run reads.
-    pub fn features_dir(&self) -> PathBuf {
-        self.features.clone().unwrap_or_else(scenarios_dir)
-    }
-
     fn selection(&self) -> Option<String> {
         let mut parts = Vec::new();
         if let Some(t) = &self.tags {
@@ -126,7 +122,8 @@ impl Outcome {
     }
 }
 
-/// The directory of the feature files.
+/// The directory of the feature files in the source checkout (the binary
+/// runs the copies built into it, [`crate::embedded`]).
 pub fn scenarios_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios")
 }
@@ -190,19 +187,19 @@ pub const OTHER_APP: (&str, &str) = ("other", "sk_other");
 /// Notification delay of the in-process reference server, in milliseconds.
 pub const REFERENCE_NOTIFICATION_DELAY_MS: u64 = 500;
 
-/// Outbound queue of the in-process reference server, in items (SPEC.md 10.5:
-/// implementation-defined; the server's default is 1,024). With 1,024 the
-/// slow-consumer flood never filled the queue within its budget: the slow
-/// reader was dropped by the 10 s write stall after about 2,400 messages
-/// (13 s, the longest `@serial` scenario, once per self-test run). With 32
-/// the queue overflows after about 700 messages (5 s), so the scenario checks
-/// SG-RT-25's own mechanism. The fast reader is not at risk: it may lag 32
-/// commits plus its socket buffers (megabytes), most of the flood.
-pub const REFERENCE_OUTBOUND_QUEUE: usize = 32;
+/// Write timeout of the in-process reference server (`--ws-write-timeout`,
+/// default 10 s). The slow-consumer flood posts one commit per request, so
+/// the default 1,024-item queue never fills within the flood's budget: the
+/// slow reader was dropped by the 10 s write timeout after about 2,400
+/// messages (13 s, the longest `@serial` scenario, in every self-test run).
+/// With 3 s it is dropped after about 700. A smaller queue instead (32) did
+/// the same but dropped the guests of a 300-guest scenario whose fault
+/// switch announces every guest to every guest (a burst, not slow readers).
+pub const REFERENCE_WS_WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// The in-process reference server's configuration: `Config::for_tests()`
 /// (app `demo`, basic plan) with a [`REFERENCE_NOTIFICATION_DELAY_MS`]
-/// notification delay, a [`REFERENCE_OUTBOUND_QUEUE`] outbound queue, plus
+/// notification delay, a [`REFERENCE_WS_WRITE_TIMEOUT`] write timeout, plus
 /// [`OTHER_APP`].
 pub fn reference_config() -> supergroup_server::Config {
     let mut config = supergroup_server::Config::for_tests();
@@ -210,7 +207,7 @@ pub fn reference_config() -> supergroup_server::Config {
     // Long enough that two requests land in one window on a loaded machine,
     // short enough that a 4x window is far outside the timing allowance.
     config.notification_delay_ms = REFERENCE_NOTIFICATION_DELAY_MS;
-    config.outbound_queue = REFERENCE_OUTBOUND_QUEUE;
+    config.transport.ws_write_timeout = REFERENCE_WS_WRITE_TIMEOUT;
     config.apps.push(supergroup_server::AppConfig::new(OTHER_APP.0, OTHER_APP.1, first));
     config
 }
@@ -219,9 +216,11 @@ pub fn reference_config() -> supergroup_server::Config {
 pub async fn run(opts: Options) -> anyhow::Result<Outcome> {
     let started_at = chrono::Utc::now();
     let started = Instant::now();
-    let spec = requirements::load(&requirements::spec_path())?;
-    let index = feature_tags_in(&opts.features_dir())?;
-    anyhow::ensure!(!index.scenarios.is_empty(), "{} holds no scenario", opts.features_dir().display());
+    let spec = requirements::suite_spec();
+    let scenarios = Scenarios::for_run(opts.features.as_deref())
+        .map_err(|e| anyhow::anyhow!("cannot write the suite's scenarios to a temporary directory: {e}"))?;
+    let index = feature_tags_in(scenarios.path())?;
+    anyhow::ensure!(!index.scenarios.is_empty(), "{} holds no scenario", scenarios.path().display());
     let unknown = opts.expect_fail.unknown(&spec);
     anyhow::ensure!(
         unknown.is_empty(),
@@ -240,7 +239,7 @@ pub async fn run(opts: Options) -> anyhow::Result<Outcome> {
         }
     };
     let target = opts.target.clone().or_else(|| in_process.as_ref().map(|s| s.base_url())).unwrap_or_default();
-    let result = run_against(&opts, &target, &spec, &index, started_at, started).await;
+    let result = run_against(&opts, &target, &spec, (&index, scenarios.path()), started_at, started).await;
     if let Some(server) = in_process {
         server.stop().await?;
     }
@@ -257,7 +256,7 @@ async fn run_against(
     opts: &Options,
     target: &str,
     spec: &[Requirement],
-    index: &TagIndex,
+    (index, scenarios): (&TagIndex, &Path),
     started_at: chrono::DateTime<chrono::Utc>,
     started: Instant,
 ) -> anyhow::Result<Outcome> {
@@ -305,9 +304,10 @@ async fn run_against(
     };
     // Every network wait of a step is bounded; this bounds the whole run too, so
     // even a send that a dead server never reads cannot hang it.
-    let (results, execution_failed) = tokio::time::timeout(RUN_LIMIT, run_cucumber(opts, suite, dir.as_deref()))
-        .await
-        .map_err(|_| anyhow::anyhow!("the run did not finish within {RUN_LIMIT:?}: the server stopped answering"))??;
+    let (results, execution_failed) =
+        tokio::time::timeout(RUN_LIMIT, run_cucumber(opts, suite, dir.as_deref(), scenarios)).await.map_err(
+            |_| anyhow::anyhow!("the run did not finish within {RUN_LIMIT:?}: the server stopped answering"),
+        )??;
     let _ = rest.delete_webhook().await;
     receiver.stop().await;
 
@@ -347,9 +347,13 @@ fn output(dir: Option<&Path>, name: &str) -> anyhow::Result<Box<dyn std::io::Wri
     })
 }
 
-async fn run_cucumber(opts: &Options, suite: Arc<Suite>, dir: Option<&Path>) -> anyhow::Result<(Results, bool)> {
-    let features = opts.features_dir();
-    let (recorder, results) = Recorder::new(features.clone());
+async fn run_cucumber(
+    opts: &Options,
+    suite: Arc<Suite>,
+    dir: Option<&Path>,
+    features: &Path,
+) -> anyhow::Result<(Results, bool)> {
+    let (recorder, results) = Recorder::new(features.to_path_buf());
     let console: Box<dyn std::io::Write> =
         if opts.console { Box::new(std::io::stdout()) } else { Box::new(std::io::sink()) };
     let tags: Option<TagOperation> = match &opts.tags {

@@ -10,7 +10,7 @@ use crate::config::{
 use crate::transport::{
     DEFAULT_BODY_TIMEOUT, DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_USER,
     DEFAULT_MAX_OPEN_PER_CONNECTION, DEFAULT_SEND_BURST, DEFAULT_SEND_RATE, DEFAULT_TYPING_RATE,
-    DEFAULT_WS_IDLE_TIMEOUT, DEFAULT_WS_PING_INTERVAL, Transport,
+    DEFAULT_WS_IDLE_TIMEOUT, DEFAULT_WS_PING_INTERVAL, DEFAULT_WS_WRITE_TIMEOUT, Transport,
 };
 use crate::violation::{Violation, Violations};
 use clap::Args;
@@ -121,6 +121,9 @@ pub struct TransportArgs {
     /// Seconds a realtime connection may send nothing (pongs included) before it is closed with 4000.
     #[arg(long, env = "SUPERGROUP_WS_IDLE_TIMEOUT", default_value_t = DEFAULT_WS_IDLE_TIMEOUT.as_secs_f64())]
     pub ws_idle_timeout: f64,
+    /// Seconds one write to a realtime connection may wait for the peer to take the bytes before it is closed with 1008 slow consumer.
+    #[arg(long, env = "SUPERGROUP_WS_WRITE_TIMEOUT", default_value_t = DEFAULT_WS_WRITE_TIMEOUT.as_secs_f64())]
+    pub ws_write_timeout: f64,
     /// Realtime connections one user may hold at once; one more is refused with 429 too_many_connections.
     #[arg(long, env = "SUPERGROUP_MAX_CONNECTIONS_PER_USER", default_value_t = DEFAULT_MAX_CONNECTIONS_PER_USER)]
     pub max_connections_per_user: u32,
@@ -161,6 +164,7 @@ impl TransportArgs {
             max_connections: self.max_connections.max(1),
             ws_ping_interval: secs("ws-ping-interval", self.ws_ping_interval)?,
             ws_idle_timeout: secs("ws-idle-timeout", self.ws_idle_timeout)?,
+            ws_write_timeout: secs("ws-write-timeout", self.ws_write_timeout)?,
             max_connections_per_user: self.max_connections_per_user.max(1),
             max_open_per_connection: self.max_open_per_connection.max(1),
             send_rate: self.send_rate,

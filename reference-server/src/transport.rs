@@ -33,6 +33,9 @@ pub struct Transport {
     /// A realtime connection that sends nothing, pongs included, for this long
     /// is closed with 4000 `idle timeout` (`--ws-idle-timeout`).
     pub ws_idle_timeout: Duration,
+    /// A realtime connection whose socket takes no bytes for this long while
+    /// frames wait is a slow consumer, closed with 1008 (`--ws-write-timeout`).
+    pub ws_write_timeout: Duration,
     /// Realtime connections one user of an app may hold at once; one more is
     /// refused with HTTP 429 `too_many_connections` (`--max-connections-per-user`).
     pub max_connections_per_user: u32,
@@ -59,6 +62,8 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 pub const DEFAULT_WS_PING_INTERVAL: Duration = Duration::from_secs(25);
 /// Default of `--ws-idle-timeout`.
 pub const DEFAULT_WS_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default of `--ws-write-timeout`.
+pub const DEFAULT_WS_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default of `--max-connections-per-user`.
 pub const DEFAULT_MAX_CONNECTIONS_PER_USER: u32 = 32;
 /// Default of `--max-open-per-connection`.
@@ -82,6 +87,7 @@ impl Default for Transport {
             tcp_keepalive: Duration::from_secs(60),
             ws_ping_interval: DEFAULT_WS_PING_INTERVAL,
             ws_idle_timeout: DEFAULT_WS_IDLE_TIMEOUT,
+            ws_write_timeout: DEFAULT_WS_WRITE_TIMEOUT,
             max_connections_per_user: DEFAULT_MAX_CONNECTIONS_PER_USER,
             max_open_per_connection: DEFAULT_MAX_OPEN_PER_CONNECTION,
             send_rate: DEFAULT_SEND_RATE,

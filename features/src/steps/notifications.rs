@@ -385,6 +385,20 @@ async fn retried(w: &mut SgWorld, text: String) -> anyhow::Result<()> {
     Ok(())
 }
 
+#[then(regex = r#"^the message.sent webhook for "([^"]*)" comes within (\d+) seconds of its post$"#)]
+async fn sent_within(w: &mut SgWorld, text: String, secs: u64) -> anyhow::Result<()> {
+    let conv_id = w.notes.get(&format!("conv-of:{text}")).cloned().unwrap_or_default();
+    let sent = *w.sent_at.get(&text).ok_or_else(|| anyhow::anyhow!("the scenario sent no message {text:?}"))?;
+    let d = wait_sent(w, &conv_id, &text).await?;
+    let took = d.at.saturating_duration_since(sent);
+    anyhow::ensure!(
+        took <= Duration::from_secs(secs),
+        "expected the message.sent webhook for {text:?} within {secs} s of its post; it came after {took:?} \
+         (another event's delivery attempt held it up: SG-HOOK-14)"
+    );
+    Ok(())
+}
+
 #[then(regex = r#"^the message.sent webhook for "([^"]*)" is retried within (\d+) to (\d+) seconds$"#)]
 async fn retried_after_timeout(w: &mut SgWorld, text: String, lo: u64, hi: u64) -> anyhow::Result<()> {
     let (a, b) = two_attempts(w, &text, Duration::from_secs(hi + 2)).await?;

@@ -18,9 +18,7 @@ use super::edge::EdgeState;
 use super::wire::Up;
 use crate::hub::Frames;
 use crate::hub::RoomKey;
-use crate::realtime::connection::{
-    FLUSH_ON_SHUTDOWN, WRITE_STALL, Written, is_too_big, send_close, write_batch, write_queued,
-};
+use crate::realtime::connection::{FLUSH_ON_SHUTDOWN, Written, is_too_big, send_close, write_batch, write_queued};
 use axum::extract::ws::{Message, WebSocket};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -120,6 +118,7 @@ impl Drop for Registered {
 pub async fn run(mut reg: Registered, mut socket: WebSocket, mut rx: mpsc::Receiver<Frames>, kill: Arc<Kill>) {
     let state = reg.state.clone();
     let (ping_every, idle) = (state.config.transport.ws_ping_interval, state.config.transport.ws_idle_timeout);
+    let write_timeout = state.config.transport.ws_write_timeout;
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let idle_deadline = tokio::time::sleep(idle);
@@ -134,13 +133,13 @@ pub async fn run(mut reg: Registered, mut socket: WebSocket, mut rx: mpsc::Recei
             _ = &mut stopping => break Some((close::GOING_AWAY, "server shutting down".into())),
             _ = &mut killed => break kill.reason(),
             _ = &mut idle_deadline => break Some((close::IDLE, close::IDLE_REASON.into())),
-            _ = ping.tick() => match tokio::time::timeout(WRITE_STALL, socket.send(Message::Ping(Default::default()))).await {
+            _ = ping.tick() => match tokio::time::timeout(write_timeout, socket.send(Message::Ping(Default::default()))).await {
                 Ok(Ok(())) => {}
                 Ok(Err(_)) => break None,
                 Err(_) => break Some((close::POLICY, close::SLOW_CONSUMER_REASON.into())),
             },
             Some(first) = rx.recv() => {
-                let write = Box::pin(write_batch(&mut socket, first, &mut rx, None));
+                let write = Box::pin(write_batch(&mut socket, first, &mut rx, write_timeout, None));
                 // A kill (the queue overflowed while this write is stuck) ends the write.
                 tokio::select! {
                     biased;

@@ -21,7 +21,7 @@
 //! A slow consumer is a peer that does not read: first the kernel's socket
 //! buffers fill, then our writes stall, then the outbound queue overflows.
 //! Either sign, the queue overflowing (see [`crate::hub`]) even while a write
-//! is stuck, or one write not finishing in [`WRITE_STALL`], closes the
+//! is stuck, or one write not finishing in `--ws-write-timeout` (10 s), closes the
 //! connection with 1008 `slow consumer`: queued frames are dropped, and the
 //! close frame follows the bytes already written, so a peer that reads again
 //! sees every frame it was sent and then the close.
@@ -50,8 +50,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use supergroup_protocol::frames::close;
 
-/// How long one flush may wait for the peer before the connection is dropped.
-pub(crate) const WRITE_STALL: Duration = Duration::from_secs(10);
+/// How long the close frame may wait for the peer (a slow consumer's close
+/// follows the bytes already written, so it gets this long to read them).
+pub(crate) const CLOSE_WRITE_LIMIT: Duration = Duration::from_secs(10);
 /// Frames fed before a flush, at most, so one busy connection cannot starve the runtime.
 const BATCH: usize = 256;
 /// How long a shutting-down connection may spend writing its queued frames before the 1001 close.
@@ -116,6 +117,7 @@ impl Conn {
         tokio::pin!(slow_fired);
         let (ping_every, idle) =
             (self.state.config.transport.ws_ping_interval, self.state.config.transport.ws_idle_timeout);
+        let write_timeout = self.state.config.transport.ws_write_timeout;
         let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let idle_deadline = tokio::time::sleep(idle);
@@ -126,7 +128,7 @@ impl Conn {
                 _ = &mut stopping => break Some((close::GOING_AWAY, "server shutting down")),
                 _ = &mut slow_fired => break Some((close::POLICY, close::SLOW_CONSUMER_REASON)),
                 _ = &mut idle_deadline => break Some((close::IDLE, close::IDLE_REASON)),
-                _ = ping.tick() => match tokio::time::timeout(WRITE_STALL, self.socket.send(Message::Ping(Default::default()))).await {
+                _ = ping.tick() => match tokio::time::timeout(write_timeout, self.socket.send(Message::Ping(Default::default()))).await {
                     Ok(Ok(())) => {}
                     Ok(Err(_)) => break None,
                     Err(_) => break Some((close::POLICY, close::SLOW_CONSUMER_REASON)),
@@ -136,9 +138,9 @@ impl Conn {
                 Some(reply) = self.pending.next(), if !self.pending.is_empty() => self.replies.push(reply),
                 Some(first) = self.rx.recv() => {
                     self.state.metrics.outbound_depth(self.rx.len() + 1);
-                    let write = Box::pin(write_batch(&mut self.socket, first, &mut self.rx, Some(&self.state.metrics)));
+                    let write = Box::pin(write_batch(&mut self.socket, first, &mut self.rx, write_timeout, Some(&self.state.metrics)));
                     // No shutdown arm here: a batch taken from the queue is written
-                    // (bounded by WRITE_STALL) rather than dropped half way.
+                    // (bounded by the write timeout) rather than dropped half way.
                     tokio::select! {
                         biased;
                         _ = &mut slow_fired => break Some((close::POLICY, close::SLOW_CONSUMER_REASON)),
@@ -209,11 +211,11 @@ pub(crate) async fn write_queued(
     socket.flush().await
 }
 
-/// Sends the close frame (bounded by [`WRITE_STALL`]); after a 1009 the
+/// Sends the close frame (bounded by [`CLOSE_WRITE_LIMIT`]); after a 1009 the
 /// socket is kept [`LINGER_AFTER_TOO_BIG`] so the close is not lost to a reset.
 pub(crate) async fn send_close(socket: &mut WebSocket, code: u16, reason: &str) {
     let frame = Message::Close(Some(CloseFrame { code, reason: reason.to_string().into() }));
-    let _ = tokio::time::timeout(WRITE_STALL, socket.send(frame)).await;
+    let _ = tokio::time::timeout(CLOSE_WRITE_LIMIT, socket.send(frame)).await;
     if code == close::TOO_BIG {
         tokio::time::sleep(LINGER_AFTER_TOO_BIG).await;
     }
@@ -233,7 +235,7 @@ pub(crate) fn queue_answer(answer: Answer, pending: &mut FuturesOrdered<Pending>
 /// How a batch write ended.
 pub(crate) enum Written {
     Done,
-    /// The peer did not take the bytes within [`WRITE_STALL`].
+    /// The peer did not take the bytes within the write timeout.
     Stalled,
     /// The socket failed (reset, closed).
     Failed,
@@ -246,6 +248,7 @@ pub(crate) async fn write_batch(
     socket: &mut WebSocket,
     first: Frames,
     rx: &mut tokio::sync::mpsc::Receiver<Frames>,
+    stall: Duration,
     metrics: Option<&Metrics>,
 ) -> Written {
     let write = async {
@@ -266,7 +269,7 @@ pub(crate) async fn write_batch(
         }
         socket.flush().await
     };
-    match tokio::time::timeout(WRITE_STALL, write).await {
+    match tokio::time::timeout(stall, write).await {
         Ok(Ok(())) => Written::Done,
         Ok(Err(_)) => Written::Failed,
         Err(_) => Written::Stalled,
