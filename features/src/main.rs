@@ -123,3 +123,32 @@ async fn main() {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// A CI job sets variables, not flags: every flag has one, and the flag
+    /// table of features/README.md names both.
+    #[test]
+    fn every_flag_has_an_environment_variable_and_a_row_in_the_readme() {
+        let readme = include_str!("../README.md");
+        let mut problems = Vec::new();
+        for arg in Args::command().get_arguments() {
+            if matches!(arg.get_id().as_str(), "help" | "version") {
+                continue;
+            }
+            let flag = format!("`--{}", arg.get_long().unwrap_or(arg.get_id().as_str()));
+            let Some(env) = arg.get_env() else {
+                problems.push(format!("{flag}` has no environment variable"));
+                continue;
+            };
+            let env = format!("`{}`", env.to_string_lossy());
+            if !readme.lines().any(|l| l.starts_with('|') && l.contains(&flag) && l.contains(&env)) {
+                problems.push(format!("{flag}` ({env}) has no row in features/README.md's flag table"));
+            }
+        }
+        assert!(problems.is_empty(), "{problems:#?}");
+    }
+}

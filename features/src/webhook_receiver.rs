@@ -17,6 +17,12 @@ use supergroup_protocol::webhook::{SIGNATURE_HEADER, TIMESTAMP_HEADER, verify};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, oneshot};
 
+/// Largest webhook body the receiver takes, in bytes (axum's default is 2 MB).
+/// A notification lists every message of its window: the slow-consumer flood
+/// puts megabytes in one, and the reference server bounds its open windows at
+/// 64 MiB in all (SPEC.md 15). A bigger body is answered 413.
+const BODY_LIMIT: usize = 128 * 1024 * 1024;
+
 /// Deliveries kept per conversation; past it the oldest is dropped. A run
 /// produces a few per message, so this is never reached by the suite itself;
 /// it only stops a misbehaving server from growing the receiver without end.
@@ -242,7 +248,10 @@ impl Receiver {
             .map_err(|e| anyhow::anyhow!("webhook receiver cannot listen on {listen}: {e}"))?;
         let addr = listener.local_addr()?;
         let inbox = Inbox::new(secret);
-        let app = Router::new().fallback(receive).with_state(inbox.clone());
+        let app = Router::new()
+            .fallback(receive)
+            .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
+            .with_state(inbox.clone());
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app)
