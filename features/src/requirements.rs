@@ -4,7 +4,6 @@
 //! `cargo test` compares it with the `@SG-...` tags of the feature files.
 
 use regex::Regex;
-
 use std::sync::LazyLock;
 
 /// How strongly SPEC.md asks for a rule.

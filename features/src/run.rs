@@ -192,8 +192,8 @@ pub const REFERENCE_NOTIFICATION_DELAY_MS: u64 = 500;
 /// the default 1,024-item queue never fills within the flood's budget: the
 /// slow reader was dropped by the 10 s write timeout after about 2,400
 /// messages (13 s, the longest `@serial` scenario, in every self-test run).
-/// With 3 s it is dropped after about 700. A smaller queue instead (32) did
-/// the same but dropped the guests of a 300-guest scenario whose fault
+/// With 3 s the scenario takes about 6 s. A smaller queue instead (32) was as
+/// quick but dropped the guests of a 300-guest scenario whose fault
 /// switch announces every guest to every guest (a burst, not slow readers).
 pub const REFERENCE_WS_WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 

@@ -205,6 +205,11 @@ impl SgWorld {
         self.last_sent.insert(conv_id.to_string(), before);
     }
 
+    /// When the request that sent message `text` left.
+    pub fn sent_at(&self, text: &str) -> anyhow::Result<std::time::Instant> {
+        self.sent_at.get(text).copied().ok_or_else(|| anyhow::anyhow!("the scenario sent no message {text:?}"))
+    }
+
     /// The unique id of a user or conversation named `name` in this scenario.
     pub fn id(&self, name: &str) -> String {
         format!("{}{name}", self.prefix)

@@ -160,10 +160,7 @@ async fn flood(w: &mut SgWorld, sender: String, conv: String, slow: String) -> a
             .map_err(|e| anyhow::anyhow!("posting flood batch at {posted}: {e}"))?;
         posted += 10;
     }
-    rest.put_webhook(&WebhookRegistration { url: suite.hook_url.clone(), events: None })
-        .await
-        .map_err(|e| anyhow::anyhow!("restoring the registration: {e}"))?;
-    w.registration_changed = false;
+    super::notifications::restore_registration(w).await?;
     // Once dropped, the notification window must close before the event shows; wait for it.
     let seen = suite
         .inbox

@@ -33,7 +33,7 @@ async fn notified_of(w: &mut SgWorld, user: String, text: String, conv: String) 
 async fn notified_on_time(w: &mut SgWorld, user: String, text: String, conv: String) -> anyhow::Result<()> {
     let d = notification_of(w, &user, &text, &conv).await?;
     let text = w.expand(&text);
-    let sent = *w.sent_at.get(&text).ok_or_else(|| anyhow::anyhow!("the scenario sent no message {text:?}"))?;
+    let sent = w.sent_at(&text)?;
     let suite = w.suite();
     let delay = Duration::from_millis(suite.app.notification_delay_ms);
     let took = d.at.saturating_duration_since(sent);
@@ -286,6 +286,11 @@ async fn delete_registration(w: &mut SgWorld) {
 #[when(regex = r#"^the suite's registration is restored$"#)]
 #[then(regex = r#"^the suite's registration is restored$"#)]
 async fn restore(w: &mut SgWorld) -> anyhow::Result<()> {
+    restore_registration(w).await
+}
+
+/// Registers the suite's receiver for every event again.
+pub(super) async fn restore_registration(w: &mut SgWorld) -> anyhow::Result<()> {
     let reg = WebhookRegistration { url: w.suite().hook_url.clone(), events: None };
     w.rest().put_webhook(&reg).await.map_err(|e| anyhow::anyhow!("restoring the registration: {e}"))?;
     w.registration_changed = false;
@@ -323,7 +328,7 @@ async fn no_hook_for(w: &mut SgWorld, text: String) -> anyhow::Result<()> {
     // could still come as a retry (a server that counted "no registration" as
     // a failed attempt): watch until the latest a retry may come after the
     // message was stored, and at least GRACE (deliveries are not ordered).
-    let sent = *w.sent_at.get(&text).ok_or_else(|| anyhow::anyhow!("the scenario sent no message {text:?}"))?;
+    let sent = w.sent_at(&text)?;
     let watch = (sent + RETRY_LATEST).saturating_duration_since(Instant::now()).max(GRACE);
     let r = w
         .suite()
@@ -388,7 +393,7 @@ async fn retried(w: &mut SgWorld, text: String) -> anyhow::Result<()> {
 #[then(regex = r#"^the message.sent webhook for "([^"]*)" comes within (\d+) seconds of its post$"#)]
 async fn sent_within(w: &mut SgWorld, text: String, secs: u64) -> anyhow::Result<()> {
     let conv_id = w.notes.get(&format!("conv-of:{text}")).cloned().unwrap_or_default();
-    let sent = *w.sent_at.get(&text).ok_or_else(|| anyhow::anyhow!("the scenario sent no message {text:?}"))?;
+    let sent = w.sent_at(&text)?;
     let d = wait_sent(w, &conv_id, &text).await?;
     let took = d.at.saturating_duration_since(sent);
     anyhow::ensure!(
